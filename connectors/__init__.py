@@ -1,0 +1,1 @@
+"""Connectors: sources that read from Microsoft 365 and sinks that write to open-source services."""

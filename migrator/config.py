@@ -1,0 +1,286 @@
+"""The TOML configuration: parsed, checked key by key, and turned into typed settings.
+
+Every problem raises ConfigError naming the key and the fix, before anything starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mappings.identity import PLACEHOLDERS, TARGET_FIELDS
+from migrator.errors import ConfigError
+from migrator.model import WORKLOADS
+
+SOURCE_KINDS = ("example", "graph")
+SINK_KINDS = ("directory", "memory")
+_SECRET_KEY = re.compile(r"(secret|password|token|private_key)", re.I)
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A secret named by where it lives; the value is read only when a connector needs it."""
+
+    key: str
+    env: str | None = None
+    file: str | None = None
+
+    def resolve(self) -> str:
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise ConfigError(f"{self.key}: environment variable {self.env} is not set", hint=f"export {self.env}=... before running")
+            return value
+        path = Path(self.file).expanduser()
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{self.key}: cannot read secret file {path}: {exc.strerror}", hint="check the path and its permissions") from None
+
+    def __repr__(self) -> str:
+        return f"SecretRef({self.key}: {'env ' + self.env if self.env else 'file ' + str(self.file)})"
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    kind: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    concurrency: int = 16
+    per_mailbox: int = 4
+    max_attempts: int = 5
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 300.0
+    call_retries: int = 5
+
+
+@dataclass(frozen=True)
+class Config:
+    source_kind: str
+    source: dict[str, Any]
+    ledger_url: str
+    department: str | None
+    users_file: Path | None
+    workloads: tuple[str, ...]
+    targets: dict[str, SinkConfig]
+    identity_templates: dict[str, str]
+    identity_overrides: dict[str, dict[str, str]]
+    run: RunSettings
+    base_dir: Path = field(default=Path("."))
+
+
+SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "source": {
+        "kind": str, "seed": int, "users": int, "tenant_id": str, "client_id": str, "client_secret": dict,
+        "certificate": str, "certificate_private_key": dict, "graph_url": str, "authority_url": str, "ca_bundle": str,
+    },
+    "ledger": {"url": str},
+    "batch": {"department": str, "users_file": str},
+    "workloads": {"enabled": list},
+    "identity": {"imap_login": str, "nextcloud_user": str, "matrix_id": str, "overrides": str},
+    "run": {
+        "concurrency": int, "per_mailbox": int, "max_attempts": int, "retry_base_seconds": (int, float),
+        "retry_max_seconds": (int, float), "call_retries": int,
+    },
+}
+SINK_SCHEMA: dict[str, type | tuple[type, ...]] = {"kind": str, "path": str}
+
+DEFAULT_IDENTITY = {"imap_login": "{upn}", "nextcloud_user": "{local}", "matrix_id": "@{local}:example.org"}
+
+
+def _unknown(key: str, allowed: list[str], where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
+    return ConfigError(f"unknown key {where}{key}", hint=hint)
+
+
+def _type_name(types: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "a table"}
+    types = types if isinstance(types, tuple) else (types,)
+    return " or ".join(names[t] for t in types)
+
+
+def _check_table(table: dict, schema: dict, where: str) -> None:
+    for key, value in table.items():
+        if key not in schema:
+            raise _unknown(key, list(schema), where)
+        expected = schema[key]
+        if _SECRET_KEY.search(key):
+            _secret(value, f"{where}{key}")
+            continue
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise ConfigError(f"{where}{key} must be {_type_name(expected)}, got {value!r}", hint="fix the value in the config file")
+
+
+def _secret(value: Any, key: str) -> SecretRef:
+    if isinstance(value, dict) and len(value) == 1 and ("env" in value or "file" in value):
+        (kind, ref), = value.items()
+        if isinstance(ref, str) and ref:
+            return SecretRef(key, env=ref if kind == "env" else None, file=ref if kind == "file" else None)
+    raise ConfigError(
+        f"{key} is a secret and must be a reference, not a value",
+        hint=f'write {key.rsplit(".", 1)[-1]} = {{ env = "VARIABLE" }} or {{ file = "/path/to/secret" }}',
+    )
+
+
+def _positive(value: Any, key: str) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key} must be greater than 0, got {value!r}", hint="fix the value in the config file")
+
+
+def load_config(path: Path) -> Config:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist", hint="run `migrator init` to write a commented template") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}", hint="fix the syntax at the line named") from None
+    return parse_config(raw, base_dir=path.parent)
+
+
+def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
+    allowed = [*SCHEMA, "targets"]
+    for section, value in raw.items():
+        if section not in allowed:
+            raise _unknown(section, allowed, "")
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{section}] must be a table", hint=f"write it as a [{section}] section")
+        if section != "targets":
+            _check_table(value, SCHEMA[section], f"{section}.")
+
+    source = dict(raw.get("source", {}))
+    source_kind = source.get("kind", "")
+    if source_kind not in SOURCE_KINDS:
+        raise ConfigError(f"source.kind must be one of {', '.join(SOURCE_KINDS)}, got {source_kind!r}", hint='e.g. kind = "graph"')
+    for key in list(source):
+        if _SECRET_KEY.search(key):
+            source[key] = _secret(source[key], f"source.{key}")
+    if source_kind == "graph":
+        for key in ("tenant_id", "client_id"):
+            if key not in source:
+                raise ConfigError(f"source.{key} is required for a graph source", hint="copy it from the app registration in Entra ID")
+
+    ledger_url = raw.get("ledger", {}).get("url", "sqlite:///migration.db")
+    ledger_url = _anchor_sqlite(ledger_url, base_dir)
+
+    batch = raw.get("batch", {})
+    department, users_file = batch.get("department"), batch.get("users_file")
+    if department is not None and users_file is not None:
+        raise ConfigError("batch.department and batch.users_file are both set", hint="choose one way to select users")
+
+    workloads = tuple(raw.get("workloads", {}).get("enabled", WORKLOADS))
+    for name in workloads:
+        if name not in WORKLOADS:
+            raise ConfigError(f"workloads.enabled names unknown workload {name!r}", hint=f"choose from {', '.join(WORKLOADS)}")
+
+    targets = _parse_targets(raw.get("targets", {}), workloads, base_dir)
+
+    identity = raw.get("identity", {})
+    templates = {name: identity.get(name, DEFAULT_IDENTITY[name]) for name in TARGET_FIELDS}
+    for name, template in templates.items():
+        for placeholder in re.findall(r"{([^}]*)}", template):
+            if placeholder not in PLACEHOLDERS:
+                raise ConfigError(f"identity.{name} uses unknown placeholder {{{placeholder}}}", hint=f"use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+    overrides = _read_overrides(base_dir / identity["overrides"]) if "overrides" in identity else {}
+
+    run_raw = raw.get("run", {})
+    for key, value in run_raw.items():
+        _positive(value, f"run.{key}")
+    run = RunSettings(**{k: (float(v) if k.endswith("seconds") else v) for k, v in run_raw.items()})
+
+    return Config(
+        source_kind=source_kind,
+        source=source,
+        ledger_url=ledger_url,
+        department=department,
+        users_file=(base_dir / users_file) if users_file else None,
+        workloads=workloads,
+        targets=targets,
+        identity_templates=templates,
+        identity_overrides=overrides,
+        run=run,
+        base_dir=base_dir,
+    )
+
+
+def _anchor_sqlite(url: str, base_dir: Path) -> str:
+    """A relative SQLite path is relative to the config file, not to wherever the command runs."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str((base_dir / url[len(prefix):]).resolve())
+    return url
+
+
+def _parse_targets(raw: dict[str, Any], workloads: tuple[str, ...], base_dir: Path) -> dict[str, SinkConfig]:
+    targets: dict[str, SinkConfig] = {}
+    for workload, table in raw.items():
+        if workload not in WORKLOADS:
+            raise _unknown(workload, list(WORKLOADS), "targets.")
+        if not isinstance(table, dict):
+            raise ConfigError(f"[targets.{workload}] must be a table", hint=f"write it as a [targets.{workload}] section")
+        _check_table(table, SINK_SCHEMA, f"targets.{workload}.")
+        kind = table.get("kind")
+        if kind not in SINK_KINDS:
+            raise ConfigError(f"targets.{workload}.kind must be one of {', '.join(SINK_KINDS)}, got {kind!r}", hint='e.g. kind = "directory"')
+        options = {k: v for k, v in table.items() if k != "kind"}
+        if kind == "directory":
+            if "path" not in options:
+                raise ConfigError(f"targets.{workload}.path is required for a directory target", hint='e.g. path = "migrated/' + workload + '"')
+            options["path"] = str((base_dir / options["path"]).resolve())
+        targets[workload] = SinkConfig(kind, options)
+    for workload in workloads:
+        if workload not in targets:
+            raise ConfigError(f"workload {workload!r} is enabled but has no [targets.{workload}] section", hint="add the section or remove the workload from workloads.enabled")
+    return targets
+
+
+def _read_overrides(path: Path) -> dict[str, dict[str, str]]:
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or "upn" not in reader.fieldnames:
+                raise ConfigError(f"identity overrides {path} needs a header row with an 'upn' column", hint="e.g. upn,imap_login,nextcloud_user,matrix_id")
+            unknown = [f for f in reader.fieldnames if f not in ("upn", *TARGET_FIELDS)]
+            if unknown:
+                raise ConfigError(f"identity overrides {path} has unknown column {unknown[0]!r}", hint=f"columns: upn, {', '.join(TARGET_FIELDS)}")
+            rows: dict[str, dict[str, str]] = {}
+            for line, row in enumerate(reader, start=2):
+                upn = (row.get("upn") or "").strip().lower()
+                if not upn:
+                    raise ConfigError(f"identity overrides {path}:{line} has an empty upn", hint="fill it in or delete the line")
+                if upn in rows:
+                    raise ConfigError(f"identity overrides {path}:{line} repeats {upn}", hint="keep one line per user")
+                rows[upn] = {k: v.strip() for k, v in row.items() if k != "upn" and v and v.strip()}
+            return rows
+    except OSError as exc:
+        raise ConfigError(f"cannot read identity overrides {path}: {exc.strerror}", hint="check identity.overrides") from None
+
+
+def read_users_file(path: Path) -> list[str]:
+    """UPNs from a CSV with a `upn` column, or one UPN per line; `#` starts a comment."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read users file {path}: {exc.strerror}", hint="check --users-file / batch.users_file") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if lines and "upn" in [c.strip().lower() for c in lines[0].split(",")]:
+        reader = csv.DictReader(lines, skipinitialspace=True)
+        reader.fieldnames = [f.strip().lower() for f in reader.fieldnames or []]
+        upns = [(row.get("upn") or "").strip() for row in reader]
+    else:
+        upns = [line.split(",")[0].strip() for line in lines]
+    bad = [u for u in upns if "@" not in u]
+    if bad:
+        raise ConfigError(f"users file {path} holds {bad[0]!r}, which is not a UPN", hint="one user@domain per line, or a CSV with a 'upn' column")
+    if not upns:
+        raise ConfigError(f"users file {path} names no users", hint="add one user@domain per line")
+    return list(dict.fromkeys(upns))

@@ -1,0 +1,149 @@
+"""Copying: claim unfinished items, fetch, map, write, record. A bad item fails alone; a crash at
+any point is healed by the next run, because the intent to write is recorded before the write and
+the sink is probed for the item before writing again."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from migrator.config import RunSettings
+from migrator.contracts import Sink, Source, WorkloadMapping
+from migrator.errors import ItemError, TransientError
+from migrator.model import Container, DestRef, HashingPayload, ItemRef, Skip, Target, User
+from migrator.progress import NullProgress, ProgressReporter
+from migrator.retry import with_retries
+from state.ledger import Ledger, WorkItem
+
+FaultHook = Callable[[str], None]
+
+
+@dataclass
+class CopyTotals:
+    outcomes: Counter = field(default_factory=Counter)  # copied, healed, skipped, failed
+    bytes: int = 0
+
+
+class Copier:
+    def __init__(
+        self,
+        ledger: Ledger,
+        run_id: int,
+        source: Source,
+        sinks: dict[str, Sink],
+        mappings: dict[str, WorkloadMapping],
+        users: dict[str, User],
+        settings: RunSettings,
+        progress: ProgressReporter | None = None,
+        fault_hook: FaultHook | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.ledger, self.run_id, self.source, self.sinks, self.mappings = ledger, run_id, source, sinks, mappings
+        self.users, self.settings = users, settings
+        self.progress = progress or NullProgress()
+        self.fault = fault_hook or (lambda point: None)
+        self.sleep, self.rng = sleep, rng or random.Random()
+        self._global = asyncio.Semaphore(settings.concurrency)
+        self._per_mailbox: dict[str, asyncio.Semaphore] = {}
+        self._containers: dict[tuple[str, str, tuple[str, ...]], str] = {}
+        self._container_locks: dict[tuple[str, str, tuple[str, ...]], asyncio.Lock] = {}
+        self.totals = CopyTotals()
+
+    async def run(self, upns: list[str] | None, workloads: list[str] | None) -> CopyTotals:
+        batch = max(64, self.settings.concurrency * 8)
+        after = 0
+        while claimed := self.ledger.claim(self.run_id, self.settings.max_attempts, upns, workloads, after_id=after, limit=batch):
+            async with asyncio.TaskGroup() as group:
+                for work in claimed:
+                    group.create_task(self._copy_bounded(work))
+            after = claimed[-1].item_id
+        return self.totals
+
+    async def _copy_bounded(self, work: WorkItem) -> None:
+        # The mailbox slot is taken before the global one, so a busy mailbox never idles global slots.
+        mailbox = self._per_mailbox.setdefault(work.upn, asyncio.Semaphore(self.settings.per_mailbox))
+        async with mailbox, self._global:
+            await self._copy(work)
+
+    async def _copy(self, work: WorkItem) -> None:
+        try:
+            outcome, nbytes = await self._attempt(work)
+        except SQLAlchemyError:
+            raise  # the ledger itself failing is not an item's fault: stop the run
+        except ItemError as exc:
+            outcome, nbytes = "failed", 0
+            self.ledger.record_failed(self.run_id, work.item_id, str(exc))
+        except TransientError as exc:
+            outcome, nbytes = "failed", 0
+            self.ledger.record_failed(self.run_id, work.item_id, f"temporary failure: {exc}")
+        except Exception as exc:  # a bad item fails alone, with its reason, and the run goes on
+            outcome, nbytes = "failed", 0
+            self.ledger.record_failed(self.run_id, work.item_id, f"{type(exc).__name__}: {exc}")
+        self.totals.outcomes[outcome] += 1
+        self.totals.bytes += nbytes
+        self.progress.advance(work.workload, nbytes)
+
+    def _retrying(self, call):
+        s = self.settings
+        return with_retries(call, s.call_retries, s.retry_base_seconds, s.retry_max_seconds, self.rng, self.sleep)
+
+    async def _attempt(self, work: WorkItem) -> tuple[str, int]:
+        user = self.users[work.upn]
+        path = tuple(p for p in work.target_path.split("/") if p)
+        container = Container(work.container_source_id, work.container_name.rsplit("/", 1)[-1], work.workload, tuple(work.container_name.split("/")))
+        ref = ItemRef(work.source_id, work.change_key, work.kind, work.name, work.size)
+        item = await self._retrying(lambda: self.source.fetch(user, container, ref))
+        mapped = self.mappings[work.workload].item(item, container)
+        if isinstance(mapped, Skip):
+            self.ledger.record_skipped(self.run_id, work.item_id, mapped.reason)
+            return "skipped", 0
+        sink = self.sinks[work.workload]
+        await self._ensure_container(sink, work, path)
+
+        existing: DestRef | None = None
+        if work.put_started or work.dest_id or sink.caps.cheap_find:
+            existing = await self._retrying(lambda: sink.find(work.target_owner, path, mapped))
+        if existing is not None:
+            same = await self._same_content(existing, mapped)
+            if same is not None:
+                self.ledger.record_copied(self.run_id, work.item_id, existing.dest_key, existing.dest_id, existing.etag, *same, healed=True)
+                return "healed", 0
+
+        self.ledger.record_put_intent(work.item_id, mapped.dest_key)
+        self.fault("before_put")
+        hashing = HashingPayload(mapped.payload)
+        dest = await self._retrying(lambda: sink.put(work.target_owner, path, replace(mapped, payload=hashing), replace=existing))
+        self.fault("after_put")
+        if hashing.sha256 is None:
+            raise ItemError("the target did not read the whole item")
+        self.ledger.record_copied(self.run_id, work.item_id, dest.dest_key, dest.dest_id, dest.etag, hashing.bytes_read, hashing.sha256, healed=False)
+        return "copied", hashing.bytes_read
+
+    async def _same_content(self, existing: DestRef, target: Target) -> tuple[int, str] | None:
+        """(size, sha256) when the stored item already holds exactly this content, else None."""
+        digest, size = hashlib.sha256(), 0
+        async for chunk in target.payload.chunks():
+            digest.update(chunk)
+            size += len(chunk)
+        if existing.content_hash is not None and existing.content_hash != digest.hexdigest():
+            return None
+        if existing.size is not None and existing.size != size:
+            return None
+        return size, digest.hexdigest()
+
+    async def _ensure_container(self, sink: Sink, work: WorkItem, path: tuple[str, ...]) -> str:
+        key = (work.workload, work.target_owner, path)
+        if key in self._containers:
+            return self._containers[key]
+        lock = self._container_locks.setdefault(key, asyncio.Lock())
+        async with lock:  # concurrent creation of one folder races on some servers
+            if key not in self._containers:
+                self._containers[key] = await self._retrying(lambda: sink.ensure_container(work.target_owner, path))
+        return self._containers[key]

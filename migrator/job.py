@@ -1,0 +1,157 @@
+"""One migration job: select users, then plan, copy and verify, all recorded in the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from mappings.identity import Identity, IdentityConflict, check_one_to_one, resolve_identity
+from migrator.config import Config, read_users_file
+from migrator.contracts import Sink, Source
+from migrator.copier import Copier, CopyTotals, FaultHook
+from migrator.errors import ConfigError
+from migrator.model import User
+from migrator.planner import Planner, PlanTotals
+from migrator.progress import NullProgress, ProgressReporter
+from migrator.verifier import Verifier, VerifyTotals
+from migrator.wiring import build_mappings, build_sink, build_source
+from state.ledger import Ledger
+from state.models import ItemState
+
+STAGES = ("plan", "copy", "verify")
+
+
+@dataclass(frozen=True)
+class Selection:
+    department: str | None = None
+    upns: list[str] | None = None
+    workloads: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: Config, department: str | None = None, users_file=None, workloads: list[str] | None = None) -> Selection:
+        if department and users_file:
+            raise ConfigError("--department and --users-file are both given", hint="choose one way to select users")
+        if workloads:
+            unknown = [w for w in workloads if w not in config.workloads]
+            if unknown:
+                raise ConfigError(f"--workload {unknown[0]} is not enabled in the config", hint=f"enabled: {', '.join(config.workloads)}")
+        if users_file is None and department is None:
+            department, users_file = config.department, config.users_file
+        upns = read_users_file(users_file) if users_file is not None else None
+        return cls(department=department, upns=upns, workloads=tuple(workloads or config.workloads))
+
+
+@dataclass
+class JobResult:
+    run_id: int
+    users: list[User] = field(default_factory=list)
+    unknown_users: list[str] = field(default_factory=list)
+    plan: PlanTotals | None = None
+    copy: CopyTotals | None = None
+    verify: VerifyTotals | None = None
+    failed: int = 0
+    unfinished: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if (self.failed or self.unknown_users or self.unfinished) else 0
+
+
+class Job:
+    def __init__(
+        self,
+        config: Config,
+        ledger: Ledger | None = None,
+        source: Source | None = None,
+        sinks: dict[str, Sink] | None = None,
+        progress: ProgressReporter | None = None,
+        fault_hook: FaultHook | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger or Ledger(config.ledger_url)
+        self.source = source or build_source(config)
+        self.sinks = sinks or {w: build_sink(w, config.targets[w]) for w in config.workloads}
+        self.mappings = build_mappings(config)
+        self.progress = progress or NullProgress()
+        self.fault_hook, self.sleep, self.rng = fault_hook, sleep, rng
+
+    def select(self, selection: Selection) -> tuple[list[User], list[str], dict[str, Identity]]:
+        if selection.upns is not None:
+            users = self.source.users(upns=selection.upns)
+            found = {u.upn.lower() for u in users}
+            unknown = [u for u in selection.upns if u.lower() not in found]
+        else:
+            users, unknown = self.source.users(department=selection.department), []
+            if not users:
+                what = f"department {selection.department!r}" if selection.department else "the tenant"
+                raise ConfigError(f"{what} has no users", hint="check the department name as it is spelt in Entra ID")
+        identities = {u.upn: resolve_identity(u.upn, self.config.identity_templates, self.config.identity_overrides) for u in users}
+        try:
+            check_one_to_one(identities.values())
+        except IdentityConflict as exc:
+            raise ConfigError(f"identity rules are not one-to-one: {exc}", hint="add an override line for one of them in identity.overrides") from None
+        return users, unknown, identities
+
+    async def run(self, command: str, selection: Selection, stages: tuple[str, ...] = STAGES, dry_run: bool = False, retry_failed: bool = False) -> JobResult:
+        users, unknown, identities = self.select(selection)
+        if dry_run:
+            result = JobResult(run_id=0, users=users, unknown_users=unknown)
+            result.plan = await Planner(self.ledger, 0, self.source, self.mappings, dry_run=True).plan(users, identities, selection.workloads)
+            return result
+        self.ledger.acquire()
+        try:
+            run_id = self.ledger.start_run(command)
+            try:
+                result = await self._stages(run_id, users, unknown, identities, selection, stages, retry_failed)
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                self.ledger.finish_run(run_id, "interrupted")
+                raise
+            except Exception:
+                self.ledger.finish_run(run_id, "aborted")
+                raise
+            self.ledger.finish_run(run_id, "completed" if result.exit_code == 0 else "completed_with_failures", self._summary(result))
+            return result
+        finally:
+            self.ledger.release()
+
+    async def _stages(self, run_id, users, unknown, identities, selection, stages, retry_failed) -> JobResult:
+        result = JobResult(run_id=run_id, users=users, unknown_users=unknown)
+        upns, workloads = [u.upn for u in users], list(selection.workloads)
+        for upn in unknown:
+            self.ledger.record_event(run_id, "user.unknown", upn, {"reason": "not found at the source"})
+        if retry_failed:
+            self.ledger.retry_failed(run_id, upns, workloads)
+        if "plan" in stages:
+            result.plan = await Planner(self.ledger, run_id, self.source, self.mappings).plan(users, identities, selection.workloads)
+        if "copy" in stages:
+            totals = {w: self.ledger.unfinished(self.config.run.max_attempts, upns, [w]) for w in workloads}
+            self.progress.start(totals)
+            try:
+                copier = Copier(self.ledger, run_id, self.source, self.sinks, self.mappings, {u.upn: u for u in users},
+                                self.config.run, self.progress, self.fault_hook, self.sleep, self.rng)
+                result.copy = await copier.run(upns, workloads)
+            finally:
+                self.progress.stop()
+            self.ledger.promote_cursors(run_id)
+        if "verify" in stages:
+            result.verify = await Verifier(self.ledger, run_id, self.sinks).run(upns, workloads)
+        counts = self.ledger.state_counts(upns, workloads)
+        result.failed = sum(row[4] for row in counts if row[3] in (ItemState.FAILED, ItemState.MISMATCH))
+        result.unfinished = sum(row[4] for row in counts if row[3] == ItemState.PLANNED) if "copy" in stages else 0
+        return result
+
+    @staticmethod
+    def _summary(result: JobResult) -> dict:
+        summary: dict = {"users": len(result.users), "unknown_users": len(result.unknown_users), "failed": result.failed}
+        if result.copy:
+            summary["copy"] = dict(result.copy.outcomes) | {"bytes": result.copy.bytes}
+        if result.verify:
+            summary["verify"] = dict(result.verify.outcomes)
+        return summary
+
+    def close(self) -> None:
+        self.ledger.close()

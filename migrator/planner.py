@@ -1,0 +1,111 @@
+"""Planning: list what changed at the source since each container's cursor and record it in the
+ledger as planned items. An idempotent upsert, so planning twice plans nothing new."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from mappings.identity import Identity
+from migrator.contracts import Source, WorkloadMapping
+from migrator.errors import CursorExpired
+from migrator.model import Container, Cursor, ItemRef, Removed, User
+from state.ledger import Ledger
+from state.models import ItemState
+
+BATCH = 500
+
+
+@dataclass
+class PlanTotals:
+    """Counts per (upn, workload) of new, changed, unchanged and removed items."""
+
+    counts: dict[tuple[str, str], Counter] = field(default_factory=dict)
+    expired_cursors: int = 0
+
+    def add(self, upn: str, workload: str, counts: Counter) -> None:
+        self.counts.setdefault((upn, workload), Counter()).update(counts)
+
+    def by_workload(self) -> dict[str, Counter]:
+        out: dict[str, Counter] = {}
+        for (_, workload), counts in self.counts.items():
+            out.setdefault(workload, Counter()).update(counts)
+        return out
+
+
+class Planner:
+    def __init__(self, ledger: Ledger, run_id: int, source: Source, mappings: dict[str, WorkloadMapping], dry_run: bool = False) -> None:
+        self.ledger, self.run_id, self.source, self.mappings, self.dry_run = ledger, run_id, source, mappings, dry_run
+
+    async def plan(self, users: list[User], identities: dict[str, Identity], workloads: tuple[str, ...]) -> PlanTotals:
+        totals = PlanTotals()
+        for user in users:
+            for workload in workloads:
+                owner = identities[user.upn].for_workload(workload)
+                scope_id = None if self.dry_run else self.ledger.upsert_scope(user.upn, user.department, workload, owner)
+                async for container in self.source.containers(user, workload):
+                    counts = await self._plan_container(user, workload, scope_id, container, totals)
+                    totals.add(user.upn, workload, counts)
+        return totals
+
+    async def _plan_container(self, user: User, workload: str, scope_id: int | None, container: Container, totals: PlanTotals) -> Counter:
+        target_path = "/".join(self.mappings[workload].container_path(container))
+        source_path = "/".join(container.path) or container.name
+        if scope_id is None:
+            found = self.ledger.find_container(user.upn, workload, container.source_id)
+            container_id, cursor = found if found else (None, None)
+        else:
+            container_id, cursor = self.ledger.upsert_container(scope_id, container.source_id, source_path, target_path)
+        known = self.ledger.known_items(container_id) if container_id is not None else {}
+        try:
+            return await self._read_changes(user, container, container_id, cursor, known)
+        except CursorExpired:
+            # The source forgot our cursor: list everything again; the upsert keeps it duplicate-free.
+            totals.expired_cursors += 1
+            if container_id is not None and not self.dry_run:
+                self.ledger.reset_cursor(container_id)
+            return await self._read_changes(user, container, container_id, None, known)
+
+    async def _read_changes(self, user: User, container: Container, container_id: int | None, cursor: str | None, known: dict[str, tuple[str, str]]) -> Counter:
+        counts: Counter = Counter()
+        upserts: list[tuple[str, str, str, str, int | None]] = []
+        removals: list[str] = []
+        seen: set[str] = set()
+        new_cursor: str | None = None
+        async for change in self.source.changes(user, container, cursor):
+            if isinstance(change, Cursor):
+                new_cursor = change.value
+            elif isinstance(change, Removed):
+                if change.source_id in known and known[change.source_id][1] != ItemState.REMOVED:
+                    counts["removed"] += 1
+                    removals.append(change.source_id)
+            elif isinstance(change, ItemRef):
+                seen.add(change.source_id)
+                previous = known.get(change.source_id)
+                if previous is None:
+                    counts["new"] += 1
+                elif previous[0] != change.change_key or previous[1] == ItemState.REMOVED:
+                    counts["changed"] += 1
+                else:
+                    counts["unchanged"] += 1
+                    continue
+                counts["bytes"] += change.size or 0
+                upserts.append((change.source_id, change.change_key, change.kind, change.name, change.size))
+            if len(upserts) + len(removals) >= BATCH:
+                self._flush(container_id, upserts, removals)
+        if cursor is None:
+            # A full listing names every item that exists; what the ledger knows beyond it is gone.
+            for source_id, (_, state) in known.items():
+                if source_id not in seen and state != ItemState.REMOVED:
+                    counts["removed"] += 1
+                    removals.append(source_id)
+        self._flush(container_id, upserts, removals)
+        if new_cursor is not None and container_id is not None and not self.dry_run:
+            self.ledger.set_pending_cursor(self.run_id, container_id, new_cursor, {k: v for k, v in counts.items()})
+        return counts
+
+    def _flush(self, container_id: int | None, upserts: list, removals: list) -> None:
+        if not self.dry_run and container_id is not None and (upserts or removals):
+            self.ledger.apply_plan(self.run_id, container_id, upserts, removals)
+        upserts.clear()
+        removals.clear()

@@ -1,0 +1,76 @@
+"""Verification re-reads the targets, never trusting the ledger alone: every copied item is looked
+up in its sink and compared by size and content hash; containers are listed for items that exist
+only at the target."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+
+from migrator.contracts import Sink
+from migrator.errors import TransientError
+from migrator.model import DestRef
+from state.ledger import CopiedItem, Ledger
+
+
+@dataclass
+class VerifyTotals:
+    outcomes: Counter = field(default_factory=Counter)  # verified, mismatch, missing
+    target_only: dict[str, int] = field(default_factory=dict)  # "owner:path" -> count
+
+
+def compare(item: CopiedItem, found, hashes: tuple[str, ...]) -> str:
+    """The problem with a stored item, or "" when it is what the ledger says was written."""
+    if found is None:
+        return "missing at target"
+    if item.size is not None and found.size is not None and found.size != item.size:
+        return f"size differs: {found.size} bytes at target, {item.size} copied"
+    if "sha256" in hashes and item.content_hash and found.content_hash and found.content_hash != item.content_hash:
+        return "content differs: sha256 at target does not match what was copied"
+    return ""
+
+
+class Verifier:
+    def __init__(self, ledger: Ledger, run_id: int, sinks: dict[str, Sink], concurrency: int = 8) -> None:
+        self.ledger, self.run_id, self.sinks = ledger, run_id, sinks
+        self._limit = asyncio.Semaphore(concurrency)
+        self.totals = VerifyTotals()
+
+    async def run(self, upns: list[str] | None, workloads: list[str] | None) -> VerifyTotals:
+        after = 0
+        containers: dict[int, tuple[str, str, str]] = {}
+        while batch := self.ledger.copied_items(upns, workloads, after_id=after):
+            async with asyncio.TaskGroup() as group:
+                for item in batch:
+                    if item.workload in self.sinks:
+                        containers[item.container_id] = (item.workload, item.target_owner, item.target_path)
+                        group.create_task(self._check(item))
+            after = batch[-1].item_id
+        for container_id, (workload, owner, target_path) in containers.items():
+            sink = self.sinks[workload]
+            if sink.caps.listing:
+                path = tuple(p for p in target_path.split("/") if p)
+                extra = await sink.list_keys(owner, path) - self.ledger.dest_keys(container_id)
+                if extra:
+                    self.totals.target_only[f"{owner}:{target_path}"] = len(extra)
+        if self.totals.target_only:
+            self.ledger.record_event(self.run_id, "verify.target_only", "containers", self.totals.target_only)
+        return self.totals
+
+    async def _check(self, item: CopiedItem) -> None:
+        sink = self.sinks[item.workload]
+        async with self._limit:
+            try:
+                found = await sink.stat(item.target_owner, _dest_ref(item))
+            except TransientError as exc:
+                self.totals.outcomes["unreachable"] += 1
+                self.ledger.record_event(self.run_id, "verify.unreachable", f"item {item.item_id}", {"reason": str(exc)})
+                return
+        problem = compare(item, found, sink.caps.hashes)
+        self.ledger.record_verification(self.run_id, item.item_id, ok=not problem, problem=problem)
+        self.totals.outcomes["verified" if not problem else "mismatch"] += 1
+
+
+def _dest_ref(item: CopiedItem) -> DestRef:
+    return DestRef(item.dest_key, item.dest_id, item.size, item.content_hash, item.dest_etag)

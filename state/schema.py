@@ -1,0 +1,41 @@
+"""Schema versioning: a version table and ordered migrations, so old ledgers open in new releases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Engine, inspect, select
+from sqlalchemy.orm import Session
+
+from migrator.errors import ConfigError
+from state.models import Base, SchemaVersion
+
+CURRENT_VERSION = 1
+
+# version -> function that upgrades a ledger from version-1 to version; none yet beyond the first.
+MIGRATIONS: dict[int, Callable[[Session], None]] = {}
+
+
+def ensure_schema(engine: Engine) -> int:
+    tables = set(inspect(engine).get_table_names())
+    if "schema_version" not in tables:
+        if tables & {"run", "item", "event"}:
+            raise ConfigError(
+                "the ledger database holds tables but no schema version",
+                hint="point --ledger at a migrator ledger or an empty database",
+            )
+        Base.metadata.create_all(engine)
+        with Session(engine) as session, session.begin():
+            session.add(SchemaVersion(version=CURRENT_VERSION))
+        return CURRENT_VERSION
+    with Session(engine) as session, session.begin():
+        version = session.scalar(select(SchemaVersion.version).order_by(SchemaVersion.version.desc()).limit(1)) or 0
+        if version > CURRENT_VERSION:
+            raise ConfigError(
+                f"the ledger has schema version {version}, this migrator knows up to {CURRENT_VERSION}",
+                hint="upgrade migrator before using this ledger",
+            )
+        for step in range(version + 1, CURRENT_VERSION + 1):
+            MIGRATIONS[step](session)
+            session.add(SchemaVersion(version=step))
+    return CURRENT_VERSION
