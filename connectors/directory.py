@@ -38,7 +38,7 @@ class DirectorySink:
     async def put(self, owner: str, path: tuple[str, ...], target: Target, replace: DestRef | None = None) -> DestRef:
         folder = self._dir(owner, path)
         final = folder / _safe_component(target.dest_key)
-        partial = folder / f".part-{os.getpid()}-{target.dest_key}"
+        partial = folder / f".part-{target.dest_key}"  # a rerun after a crash overwrites the leftover
         try:
             with partial.open("wb") as handle:
                 async for chunk in target.payload.chunks():
@@ -47,8 +47,9 @@ class DirectorySink:
                 os.fsync(handle.fileno())
             os.replace(partial, final)
         except OSError as exc:
+            raise ItemError(f"cannot write {final}: {exc.strerror or exc}") from None
+        finally:
             partial.unlink(missing_ok=True)
-            raise ItemError(f"cannot write {final}: {exc.strerror}") from None
         if replace is not None and replace.dest_id != str(final.relative_to(self.root)):
             (self.root / replace.dest_id).unlink(missing_ok=True)
         return self._ref(final)

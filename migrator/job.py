@@ -102,8 +102,8 @@ class Job:
             result = JobResult(run_id=0, users=users, unknown_users=unknown)
             result.plan = await Planner(self.ledger, 0, self.source, self.mappings, dry_run=True).plan(users, identities, selection.workloads)
             return result
-        self.ledger.acquire()
         try:
+            self.ledger.acquire()
             run_id = self.ledger.start_run(command)
             try:
                 result = await self._stages(run_id, users, unknown, identities, selection, stages, retry_failed)

@@ -1,0 +1,268 @@
+"""The command line. Known errors become one line and an exit code: 0 all done, 1 some items
+failed or were not found, 2 usage or configuration error."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import traceback
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from migrator import __version__
+from migrator.config import Config, load_config
+from migrator.errors import ConfigError, MigratorError, UsageError
+from migrator.job import STAGES, Job, JobResult, Selection
+from migrator.progress import RichProgress
+from migrator.report import build_report, print_table, to_csv, to_json
+from migrator.template import CONFIG_TEMPLATE
+from state.ledger import Ledger
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Moves Microsoft 365 data into open-source services, resumably and auditably.")
+# Pipes and files have no width: keep report tables whole there.
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Configuration file.", envvar="MIGRATOR_CONFIG")]
+LedgerOpt = Annotated[Optional[str], typer.Option("--ledger", help="Ledger database URL; overrides [ledger].url.")]
+DepartmentOpt = Annotated[Optional[str], typer.Option("--department", help="Move the users of this department.")]
+UsersFileOpt = Annotated[Optional[Path], typer.Option("--users-file", help="Move the users listed in this file (one UPN a line or a CSV with a 'upn' column).")]
+WorkloadOpt = Annotated[Optional[list[str]], typer.Option("--workload", "-w", help="Only this workload; repeat for several.")]
+
+
+class _State:
+    debug = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"migrator {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    _State.debug = debug
+
+
+def _config(path: Path, ledger: str | None) -> Config:
+    config = load_config(path)
+    if ledger:
+        config = _with_ledger(config, ledger)
+    return config
+
+
+def _with_ledger(config: Config, ledger: str) -> Config:
+    return replace(config, ledger_url=ledger)
+
+
+def _ledger_for_reading(config_path: Path, ledger: str | None) -> Ledger:
+    url = ledger or load_config(config_path).ledger_url
+    parsed = make_url(url) if "://" in url else None
+    if parsed is None:
+        raise ConfigError(f"ledger URL {url!r} is not a database URL", hint="use e.g. sqlite:///migration.db")
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
+        raise ConfigError(f"no ledger at {parsed.database}", hint="run `migrator run` first, or point --ledger at an existing ledger")
+    return Ledger(url)
+
+
+def _execute(config: Config, command: str, selection: Selection, stages: tuple[str, ...], dry_run: bool = False, retry_failed: bool = False) -> JobResult:
+    progress = RichProgress(console) if console.is_terminal and not dry_run else None
+    job = Job(config, progress=progress)
+    try:
+        return asyncio.run(job.run(command, selection, stages, dry_run=dry_run, retry_failed=retry_failed))
+    finally:
+        job.close()
+
+
+def _print_result(result: JobResult, dry_run: bool = False) -> None:
+    for upn in result.unknown_users:
+        console.print(f"[yellow]not found at the source:[/yellow] {upn}")
+    if result.plan:
+        verb = "would move" if dry_run else "planned"
+        for workload, counts in sorted(result.plan.by_workload().items()):
+            console.print(
+                f"{workload:<9} {verb}: {counts['new']} new, {counts['changed']} changed, {counts['removed']} removed at source, "
+                f"{counts['unchanged']} unchanged ({counts['bytes']:,} bytes)"
+            )
+    if result.copy:
+        o = result.copy.outcomes
+        console.print(f"copied {o['copied']}, already at target {o['healed']}, skipped {o['skipped']}, failed {o['failed']} ({result.copy.bytes:,} bytes)")
+    if result.verify:
+        v = result.verify.outcomes
+        console.print(f"verified {v['verified']}, mismatched {v['mismatch']}" + (f", unreachable {v['unreachable']}" if v["unreachable"] else ""))
+        for where, count in result.verify.target_only.items():
+            console.print(f"[yellow]{count} items only at the target[/yellow] in {where}")
+    if result.failed:
+        console.print(f"[red]{result.failed} items failed[/red]: `migrator report` lists them with their reasons; rerun to retry")
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the configuration.")] = Path("migrator.toml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented configuration template."""
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists", hint="pass --force to overwrite it, or choose another path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(CONFIG_TEMPLATE)
+    console.print(f"wrote {path}: edit [source], [batch] and [targets], then run `migrator run --dry-run`")
+
+
+@app.command()
+def plan(
+    config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, department: DepartmentOpt = None,
+    users_file: UsersFileOpt = None, workload: WorkloadOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be planned; write nothing.")] = False,
+) -> None:
+    """List what changed at the source and record it in the ledger as planned."""
+    cfg = _config(config, ledger)
+    result = _execute(cfg, "plan", Selection.from_config(cfg, department, users_file, workload), ("plan",), dry_run=dry_run)
+    _print_result(result, dry_run)
+    raise typer.Exit(1 if result.unknown_users else 0)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, department: DepartmentOpt = None,
+    users_file: UsersFileOpt = None, workload: WorkloadOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and print what would move; write nothing.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Give items that used up their attempts a fresh set.")] = False,
+) -> None:
+    """Plan, copy and verify. Rerunning the same command resumes where it stopped."""
+    cfg = _config(config, ledger)
+    selection = Selection.from_config(cfg, department, users_file, workload)
+    stages = ("plan",) if dry_run else STAGES
+    result = _execute(cfg, "run", selection, stages, dry_run=dry_run, retry_failed=retry_failed)
+    _print_result(result, dry_run)
+    raise typer.Exit(1 if result.unknown_users else 0) if dry_run else typer.Exit(result.exit_code)
+
+
+@app.command()
+def verify(
+    config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, department: DepartmentOpt = None,
+    users_file: UsersFileOpt = None, workload: WorkloadOpt = None,
+    audit: Annotated[bool, typer.Option("--audit", help="Also check the audit chain.")] = False,
+) -> None:
+    """Re-read the targets and compare them with what the ledger says was copied."""
+    cfg = _config(config, ledger)
+    result = _execute(cfg, "verify", Selection.from_config(cfg, department, users_file, workload), ("verify",))
+    _print_result(result)
+    code = result.exit_code
+    if audit:
+        code = max(code, _audit(Ledger(cfg.ledger_url), None))
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, department: DepartmentOpt = None) -> None:
+    """Show the ledger per department, user and workload, and the latest runs."""
+    led = _ledger_for_reading(config, ledger)
+    print_table(build_report(led, department=department), console, title="Ledger status")
+    for r in led.runs(5):
+        end = r.finished_at.strftime("%Y-%m-%d %H:%M:%S") if r.finished_at else "-"
+        console.print(f"run {r.id}: {r.command:<7} {r.status:<24} started {r.started_at:%Y-%m-%d %H:%M:%S}, finished {end}")
+
+
+@app.command()
+def report(
+    config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, department: DepartmentOpt = None,
+    user: Annotated[Optional[list[str]], typer.Option("--user", help="Only this user (UPN); repeat for several.")] = None,
+    workload: WorkloadOpt = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal.")] = None,
+) -> None:
+    """Totals and breakdowns with the reasons items did not move."""
+    if format not in ("table", "json", "csv"):
+        raise UsageError(f"--format {format!r} is not known", hint="use table, json or csv")
+    data = build_report(_ledger_for_reading(config, ledger), department=department, upns=user, workloads=workload)
+    if format == "table":
+        target = Console(file=output.open("w"), width=160) if output else console
+        print_table(data, target)
+    else:
+        text = to_json(data) if format == "json" else to_csv(data)
+        if output:
+            output.write_text(text)
+        else:
+            sys.stdout.write(text)
+    if output:
+        console.print(f"wrote {output}")
+
+
+@app.command()
+def audit(
+    config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None,
+    expect_head: Annotated[Optional[str], typer.Option("--expect-head", help="The chain head printed on a report, to detect removed events.")] = None,
+) -> None:
+    """Check the ledger's audit chain end to end; name the first broken link."""
+    raise typer.Exit(_audit(_ledger_for_reading(config, ledger), expect_head))
+
+
+def _audit(led: Ledger, expect_head: str | None) -> int:
+    result = led.audit(expect_head)
+    if result.ok:
+        console.print(f"audit chain intact: {result.events} events, head {result.head}")
+        return 0
+    console.print(f"[red]audit chain broken[/red] at event {result.broken_at}: {result.problem}")
+    return 1
+
+
+@app.command()
+def demo(workdir: Annotated[Path, typer.Option("--workdir", help="Folder for the demo's config, ledger and target.")] = Path("demo")) -> None:
+    """Migrate the built-in example tenant into local folders, then show that a rerun resumes."""
+    from migrator.demo import run_demo
+
+    raise typer.Exit(run_demo(workdir, console))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="migrator", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except typer.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.UsageError as exc:
+        _fail(exc.format_message(), exc.ctx.get_help().splitlines()[0] if exc.ctx else None, debug)
+        return 2
+    except click.Abort:
+        print("migrator: interrupted", file=sys.stderr)
+        return 130
+    except MigratorError as exc:
+        _fail(str(exc), exc.hint, debug)
+        return exc.exit_code
+    except SQLAlchemyError as exc:
+        _fail(f"ledger error: {type(exc).__name__}: {str(exc).splitlines()[0]}", "check the ledger URL and that the database is reachable", debug)
+        return 2
+    except KeyboardInterrupt:
+        print("migrator: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected bug: one line unless --debug
+        _fail(f"unexpected {type(exc).__name__}: {exc}", "rerun with --debug for the traceback and report it", debug)
+        return 1
+
+
+def _fail(message: str, hint: str | None, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    print(f"migrator: error: {message}", file=sys.stderr)
+    if hint:
+        print(f"  hint: {hint}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
