@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 from sqlalchemy.engine import make_url
@@ -234,14 +233,14 @@ def main(argv: list[str] | None = None) -> int:
         return code if isinstance(code, int) else 0
     except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.UsageError as exc:
-        _fail(exc.format_message(), exc.ctx.get_help().splitlines()[0] if exc.ctx else None, debug)
-        return 2
-    except click.Abort:
-        print("migrator: interrupted", file=sys.stderr)
+    except typer.Abort:
+        print("migrator: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except typer.TyperException as exc:  # the command line itself is wrong (typer's click errors)
+        ctx = getattr(exc, "ctx", None)
+        hint = f"see `{ctx.command_path} --help`" if ctx is not None else "see `migrator --help`"
+        _fail(exc.format_message() if hasattr(exc, "format_message") else str(exc), hint, debug)
+        return 2
     except MigratorError as exc:
         _fail(str(exc), exc.hint, debug)
         return exc.exit_code

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from migrator.errors import ConfigError, LedgerLocked
+from state.ledger import Ledger
+from state.schema import CURRENT_VERSION
+
+
+def test_a_new_ledger_is_versioned_and_uses_wal(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger.close()
+    db = sqlite3.connect(tmp_path / "l.db")
+    assert db.execute("select max(version) from schema_version").fetchone()[0] == CURRENT_VERSION
+    assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_ledger_from_a_newer_release_is_refused(tmp_path):
+    Ledger(f"sqlite:///{tmp_path / 'l.db'}").close()
+    db = sqlite3.connect(tmp_path / "l.db")
+    db.execute("insert into schema_version (version, applied_at) values (?, '2030-01-01 00:00:00')", (CURRENT_VERSION + 1,))
+    db.commit()
+    with pytest.raises(ConfigError, match=f"schema version {CURRENT_VERSION + 1}"):
+        Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+
+
+def test_a_foreign_database_is_refused(tmp_path):
+    db = sqlite3.connect(tmp_path / "other.db")
+    db.execute("create table item (x)")
+    db.commit()
+    with pytest.raises(ConfigError, match="no schema version"):
+        Ledger(f"sqlite:///{tmp_path / 'other.db'}")
+
+
+def test_two_processes_cannot_run_on_one_ledger(tmp_path):
+    first = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    second = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    try:
+        first.acquire()
+        with pytest.raises(LedgerLocked, match="in use by pid"):
+            second.acquire()
+        first.release()
+        second.acquire()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_claims_of_an_interrupted_run_are_freed_and_the_run_marked(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    try:
+        ledger.acquire()
+        run_id = ledger.start_run("run")
+        scope = ledger.upsert_scope("ada@example.org", "Finance", "mail", "ada@example.org")
+        container, _ = ledger.upsert_container(scope, "inbox", "Inbox", "INBOX")
+        ledger.apply_plan(run_id, container, [("m1", "ck1", "message", "hello", 5)], [])
+        assert len(ledger.claim(run_id, 5, None, None)) == 1
+        assert ledger.claim(run_id, 5, None, None) == []
+        ledger.release()  # the process dies: the OS drops its lock, the run row stays "running"
+        assert ledger.acquire() == 1
+        assert ledger.runs()[0].status == "interrupted"
+        assert len(ledger.claim(run_id + 1, 5, None, None)) == 1
+    finally:
+        ledger.close()
+
+
+def test_an_invalid_ledger_url_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not a database URL"):
+        Ledger("migration.db")
