@@ -20,9 +20,6 @@ class TestMemorySink(SinkContract):
         for folder in sink.folders.values():
             folder[:] = [s for s in folder if s.dest_id != ref.dest_id]
 
-    def test_an_unsafe_name_is_an_item_error_not_a_write_elsewhere(self, sink):
-        pytest.skip("memory sink has no filesystem to escape")
-
 
 class TestDirectorySink(SinkContract):
     @pytest.fixture
@@ -31,6 +28,14 @@ class TestDirectorySink(SinkContract):
 
     def remove(self, sink, ref):
         (sink.root / ref.dest_id).unlink()
+
+    def test_an_unsafe_name_is_an_item_error_not_a_write_elsewhere(self, sink):
+        asyncio.run(sink.ensure_container("ada", ("Files",)))
+        with pytest.raises(ItemError):
+            asyncio.run(sink.put("ada", ("Files",), Target("../escape", Payload.from_bytes(b"x"))))
+        with pytest.raises(ItemError):
+            asyncio.run(sink.ensure_container("ada", ("..", "..")))
+        assert not (sink.root / "escape").exists() and not (sink.root.parent / "escape").exists()
 
     def test_a_write_killed_midway_leaves_no_item_and_a_rerun_completes(self, sink):
         asyncio.run(sink.ensure_container("ada", ("Files",)))
