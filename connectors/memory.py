@@ -115,9 +115,9 @@ class _Stored:
 class MemorySink:
     """Stores like a mailbox: put always adds, so a second put of one key is a visible duplicate."""
 
-    caps = Capabilities(hashes=("sha256",), cheap_find=True, listing=True, delete=True)
-
-    def __init__(self) -> None:
+    def __init__(self, cheap_find: bool = True) -> None:
+        # cheap_find=False makes it behave like a remote mailbox, where the engine probes sparingly.
+        self.caps = Capabilities(hashes=("sha256",), cheap_find=cheap_find, listing=True, delete=True)
         self.folders: dict[tuple[str, tuple[str, ...]], list[_Stored]] = {}
         self._ids = itertools.count(1)
         self.puts = 0

@@ -16,7 +16,7 @@ def container_path(container: Container) -> tuple[str, ...]:
 
 def dest_key(source_id: str, name: str, kind: str) -> str:
     """Readable, filesystem-safe, and unique per source item: the name plus a digest of the id."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "item"
+    stem = re.sub(r"[^\w.-]+", "-", name).strip("-.")[:80] or "item"
     digest = hashlib.sha256(source_id.encode()).hexdigest()[:10]
     return f"{stem}--{digest}{_EXTENSION.get(kind, '')}"
 

@@ -116,7 +116,9 @@ class Copier:
                 self.ledger.record_copied(self.run_id, work.item_id, existing.dest_key, existing.dest_id, existing.etag, *same, healed=True)
                 return "healed", 0
 
-        self.ledger.record_put_intent(work.item_id, mapped.dest_key)
+        if not sink.caps.cheap_find:
+            # Where probing costs a search, the next run probes only items whose write may have begun.
+            self.ledger.record_put_intent(work.item_id, mapped.dest_key)
         self.fault("before_put")
         hashing = HashingPayload(mapped.payload)
         dest = await self._retrying(lambda: sink.put(work.target_owner, path, replace(mapped, payload=hashing), replace=existing))

@@ -41,11 +41,13 @@ class Verifier:
         after = 0
         containers: dict[int, tuple[str, str, str]] = {}
         while batch := self.ledger.copied_items(upns, workloads, after_id=after):
+            checked: list[tuple[int, str]] = []
             async with asyncio.TaskGroup() as group:
                 for item in batch:
                     if item.workload in self.sinks:
                         containers[item.container_id] = (item.workload, item.target_owner, item.target_path)
-                        group.create_task(self._check(item))
+                        group.create_task(self._check(item, checked))
+            self.ledger.record_verifications(self.run_id, checked)
             after = batch[-1].item_id
         for container_id, (workload, owner, target_path) in containers.items():
             sink = self.sinks[workload]
@@ -58,7 +60,7 @@ class Verifier:
             self.ledger.record_event(self.run_id, "verify.target_only", "containers", self.totals.target_only)
         return self.totals
 
-    async def _check(self, item: CopiedItem) -> None:
+    async def _check(self, item: CopiedItem, checked: list[tuple[int, str]]) -> None:
         sink = self.sinks[item.workload]
         async with self._limit:
             try:
@@ -68,8 +70,8 @@ class Verifier:
                 self.ledger.record_event(self.run_id, "verify.unreachable", f"item {item.item_id}", {"reason": str(exc)})
                 return
         problem = compare(item, found, sink.caps.hashes)
-        self.ledger.record_verification(self.run_id, item.item_id, ok=not problem, problem=problem)
-        self.totals.outcomes["verified" if not problem else "mismatch"] += 1
+        checked.append((item.item_id, problem))
+        self.totals.outcomes["mismatch" if problem else "verified"] += 1
 
 
 def _dest_ref(item: CopiedItem) -> DestRef:

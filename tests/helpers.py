@@ -71,5 +71,5 @@ def run_job(config: Config, source, sinks, fault_hook=None, **kwargs) -> JobResu
         job.close()
 
 
-def sinks_for(workloads) -> dict[str, MemorySink]:
-    return {w: MemorySink() for w in workloads}
+def sinks_for(workloads, cheap_find: bool = True) -> dict[str, MemorySink]:
+    return {w: MemorySink(cheap_find=cheap_find) for w in workloads}

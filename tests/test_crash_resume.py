@@ -8,6 +8,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -46,12 +47,16 @@ def _expected(source, config):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(layout=layouts, crash_points=st.lists(st.integers(min_value=1, max_value=120), min_size=1, max_size=5))
-def test_killed_copy_reruns_to_exactly_the_source(layout, crash_points):
+@given(
+    layout=layouts,
+    crash_points=st.lists(st.integers(min_value=1, max_value=120), min_size=1, max_size=5),
+    cheap_find=st.booleans(),
+)
+def test_killed_copy_reruns_to_exactly_the_source(layout, crash_points, cheap_find):
     with tempfile.TemporaryDirectory() as tmp:
         config = memory_config(Path(tmp), WORKLOADS)
         source = small_source(layout)
-        sinks = sinks_for(WORKLOADS)
+        sinks = sinks_for(WORKLOADS, cheap_find)
         for n in crash_points:
             crash = CrashAfter(n)
             try:
@@ -75,10 +80,11 @@ def test_killed_copy_reruns_to_exactly_the_source(layout, crash_points):
             ledger.close()
 
 
-def test_crash_between_put_and_commit_is_healed_without_a_second_put(tmp_path):
+@pytest.mark.parametrize("cheap_find", [True, False])
+def test_crash_between_put_and_commit_is_healed_without_a_second_put(tmp_path, cheap_find):
     config = memory_config(tmp_path, ("mail",))
     source = small_source({("ada@example.org", "mail"): [b"one", b"two", b"three"]})
-    sinks = sinks_for(("mail",))
+    sinks = sinks_for(("mail",), cheap_find)
 
     def crash_after_put(point: str) -> None:
         if point == "after_put":

@@ -1,0 +1,197 @@
+"""Writes of item and container state: planning upserts, claims, copy outcomes, verification.
+Each method is one short transaction; a state change and its audit event commit together."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from state.models import Container, Item, ItemState, Scope, utcnow
+from state.queries import WorkItem, scope_filter
+
+
+class ItemWrites:
+    """Mixed into Ledger, which provides `transaction`, `engine` and `_append`."""
+
+    # -- planning --------------------------------------------------------------------------------
+
+    def upsert_scope(self, upn: str, department: str, workload: str, target_owner: str) -> int:
+        with self.transaction() as s:
+            scope = s.scalar(select(Scope).where(Scope.upn == upn, Scope.workload == workload))
+            if scope is None:
+                scope = Scope(upn=upn, department=department, workload=workload, target_owner=target_owner)
+                s.add(scope)
+            else:
+                scope.department, scope.target_owner = department, target_owner
+            s.flush()
+            return scope.id
+
+    def upsert_container(self, scope_id: int, source_id: str, name: str, target_path: str) -> tuple[int, str | None]:
+        """Returns the container's row id and its committed delta cursor."""
+        with self.transaction() as s:
+            row = s.scalar(select(Container).where(Container.scope_id == scope_id, Container.source_id == source_id))
+            if row is None:
+                row = Container(scope_id=scope_id, source_id=source_id, name=name, target_path=target_path)
+                s.add(row)
+            else:
+                row.name, row.target_path = name, target_path
+            s.flush()
+            return row.id, row.cursor
+
+    def find_container(self, upn: str, workload: str, source_id: str) -> tuple[int, str | None] | None:
+        with Session(self.engine) as s:
+            row = s.execute(
+                select(Container.id, Container.cursor).join(Scope, Container.scope_id == Scope.id)
+                .where(Scope.upn == upn, Scope.workload == workload, Container.source_id == source_id)
+            ).first()
+            return (row.id, row.cursor) if row else None
+
+    def known_items(self, container_id: int) -> dict[str, tuple[str, str]]:
+        with Session(self.engine) as s:
+            rows = s.execute(select(Item.source_id, Item.change_key, Item.state).where(Item.container_id == container_id))
+            return {r.source_id: (r.change_key, r.state) for r in rows}
+
+    def apply_plan(
+        self,
+        run_id: int,
+        container_id: int,
+        upserts: list[tuple[str, str, str, str, int | None]],
+        removals: list[str],
+    ) -> None:
+        """Upserts (source_id, change_key, kind, name, size) as planned and marks removals, in one batch."""
+        with self.transaction() as s:
+            existing = {
+                row.source_id: row
+                for row in s.scalars(
+                    select(Item).where(Item.container_id == container_id, Item.source_id.in_([u[0] for u in upserts] + removals))
+                )
+            }
+            for source_id, change_key, kind, name, size in upserts:
+                row = existing.get(source_id)
+                if row is None:
+                    s.add(Item(container_id=container_id, source_id=source_id, change_key=change_key, kind=kind, name=name, size=size, state=ItemState.PLANNED))
+                elif row.change_key != change_key or row.state == ItemState.REMOVED:
+                    row.change_key, row.kind, row.name, row.size = change_key, kind, name, size
+                    row.state, row.attempts, row.last_error = ItemState.PLANNED, 0, None
+            for source_id in removals:
+                row = existing.get(source_id)
+                if row is not None and row.state != ItemState.REMOVED:
+                    row.state, row.last_error = ItemState.REMOVED, "deleted at source"
+                    self._append(s, run_id, "item.removed_at_source", f"item {row.id}", {"source_id": source_id})
+
+    def set_pending_cursor(self, run_id: int, container_id: int, cursor: str, counts: dict[str, int]) -> None:
+        with self.transaction() as s:
+            row = s.get(Container, container_id)
+            row.pending_cursor, row.planned_at = cursor, utcnow()
+            self._append(s, run_id, "container.planned", f"container {container_id}", counts)
+
+    def reset_cursor(self, container_id: int) -> None:
+        with self.transaction() as s:
+            row = s.get(Container, container_id)
+            row.cursor = row.pending_cursor = None
+
+    def promote_cursors(self, run_id: int) -> int:
+        """A container's new cursor becomes the committed one only once none of its items is pending."""
+        with self.transaction() as s:
+            pending = select(Item.container_id).where(Item.state == ItemState.PLANNED).distinct()
+            rows = s.scalars(select(Container).where(Container.pending_cursor.is_not(None), Container.id.not_in(pending))).all()
+            for row in rows:
+                row.cursor, row.pending_cursor = row.pending_cursor, None
+            if rows:
+                self._append(s, run_id, "cursor.promoted", f"{len(rows)} containers", {"containers": [r.id for r in rows]})
+            return len(rows)
+
+    # -- copying ---------------------------------------------------------------------------------
+
+    def claim(
+        self, run_id: int, max_attempts: int, upns: list[str] | None, workloads: list[str] | None, after_id: int = 0, limit: int = 500
+    ) -> list[WorkItem]:
+        """Leases up to `limit` unfinished items (planned, or failed with attempts left) to this run.
+
+        Items come in id order from `after_id` on, so one run tries each item once."""
+        with self.transaction() as s:
+            stmt = (
+                select(Item, Container, Scope)
+                .join(Container, Item.container_id == Container.id)
+                .join(Scope, Container.scope_id == Scope.id)
+                .where(
+                    Item.id > after_id,
+                    Item.lease_owner.is_(None),
+                    (Item.state == ItemState.PLANNED) | ((Item.state == ItemState.FAILED) & (Item.attempts < max_attempts)),
+                )
+                .order_by(Item.id)
+                .limit(limit)
+            )
+            stmt = scope_filter(stmt, upns, workloads)
+            if s.get_bind().dialect.name == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True, of=Item)
+            rows = s.execute(stmt).all()
+            claimed = []
+            for item, container, scope in rows:
+                item.lease_owner = run_id
+                claimed.append(
+                    WorkItem(
+                        item.id, item.source_id, item.kind, item.name, item.change_key, item.size,
+                        container.id, container.source_id, container.name, container.target_path, scope.upn, scope.workload,
+                        scope.target_owner, item.dest_key, item.dest_id, item.put_started_at is not None, item.attempts,
+                    )
+                )
+            return claimed
+
+    def record_put_intent(self, item_id: int, dest_key: str) -> None:
+        with self.transaction() as s:
+            s.execute(update(Item).where(Item.id == item_id).values(dest_key=dest_key, put_started_at=utcnow()))
+
+    def record_copied(
+        self, run_id: int, item_id: int, dest_key: str, dest_id: str, etag: str | None, size: int, content_hash: str, healed: bool
+    ) -> None:
+        with self.transaction() as s:
+            s.execute(
+                update(Item).where(Item.id == item_id).values(
+                    state=ItemState.COPIED, dest_key=dest_key, dest_id=dest_id, dest_etag=etag, size=size,
+                    content_hash=content_hash, last_error=None, lease_owner=None, put_started_at=None, updated_at=utcnow(),
+                )
+            )
+            detail = {"dest_key": dest_key, "bytes": size, "sha256": content_hash}
+            if healed:
+                detail["found_at_target"] = True
+            self._append(s, run_id, "item.copied", f"item {item_id}", detail)
+
+    def record_failed(self, run_id: int, item_id: int, reason: str) -> None:
+        with self.transaction() as s:
+            attempts = s.scalar(
+                update(Item).where(Item.id == item_id)
+                .values(state=ItemState.FAILED, last_error=reason, lease_owner=None, attempts=Item.attempts + 1, updated_at=utcnow())
+                .returning(Item.attempts)
+            )
+            self._append(s, run_id, "item.failed", f"item {item_id}", {"reason": reason, "attempt": attempts})
+
+    def record_skipped(self, run_id: int, item_id: int, reason: str) -> None:
+        with self.transaction() as s:
+            s.execute(update(Item).where(Item.id == item_id).values(state=ItemState.SKIPPED, last_error=reason, lease_owner=None, updated_at=utcnow()))
+            self._append(s, run_id, "item.skipped", f"item {item_id}", {"reason": reason})
+
+    def retry_failed(self, run_id: int, upns: list[str] | None, workloads: list[str] | None) -> int:
+        """Gives items that used up their attempts a fresh set, at an admin's request."""
+        with self.transaction() as s:
+            ids_stmt = (
+                select(Item.id).join(Container, Item.container_id == Container.id).join(Scope, Container.scope_id == Scope.id)
+                .where(Item.state.in_([ItemState.FAILED, ItemState.MISMATCH]))
+            )
+            ids = list(s.scalars(scope_filter(ids_stmt, upns, workloads)))
+            if ids:
+                s.execute(update(Item).where(Item.id.in_(ids)).values(attempts=0, state=ItemState.PLANNED))
+                self._append(s, run_id, "items.retry_requested", f"{len(ids)} items", {})
+            return len(ids)
+
+    # -- verification ---------------------------------------------------------------------------
+
+    def record_verifications(self, run_id: int, results: list[tuple[int, str]]) -> None:
+        """(item id, problem) pairs, "" meaning verified; recorded in one transaction per batch."""
+        with self.transaction() as s:
+            for item_id, problem in results:
+                state = ItemState.MISMATCH if problem else ItemState.VERIFIED
+                s.execute(update(Item).where(Item.id == item_id).values(state=state, last_error=problem or None, updated_at=utcnow()))
+                kind = "item.mismatch" if problem else "item.verified"
+                self._append(s, run_id, kind, f"item {item_id}", {"problem": problem} if problem else {})
+

@@ -1,0 +1,122 @@
+"""Reads of the ledger for the copier, the verifier, status and reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from state.models import Container, Item, ItemState, Run, Scope
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """An item claimed for copying, with what the copier needs to find its source and target."""
+
+    item_id: int
+    source_id: str
+    kind: str
+    name: str
+    change_key: str
+    size: int | None
+    container_id: int
+    container_source_id: str
+    container_name: str
+    target_path: str
+    upn: str
+    workload: str
+    target_owner: str
+    dest_key: str | None
+    dest_id: str | None
+    put_started: bool
+    attempts: int
+
+
+@dataclass(frozen=True)
+class CopiedItem:
+    item_id: int
+    upn: str
+    workload: str
+    target_owner: str
+    container_id: int
+    target_path: str
+    dest_key: str
+    dest_id: str
+    size: int | None
+    content_hash: str | None
+    dest_etag: str | None
+
+
+def scope_filter(stmt, upns: list[str] | None, workloads: list[str] | None):
+    if upns is not None:
+        stmt = stmt.where(Scope.upn.in_(upns))
+    if workloads is not None:
+        stmt = stmt.where(Scope.workload.in_(workloads))
+    return stmt
+
+
+class Queries:
+    """Mixed into Ledger, which provides `engine`."""
+
+    def copied_items(self, upns: list[str] | None, workloads: list[str] | None, after_id: int = 0, limit: int = 500) -> list[CopiedItem]:
+        with Session(self.engine) as s:
+            stmt = (
+                select(Item, Container, Scope)
+                .join(Container, Item.container_id == Container.id)
+                .join(Scope, Container.scope_id == Scope.id)
+                .where(Item.state.in_([ItemState.COPIED, ItemState.VERIFIED, ItemState.MISMATCH]), Item.dest_key.is_not(None), Item.id > after_id)
+                .order_by(Item.id)
+                .limit(limit)
+            )
+            rows = s.execute(scope_filter(stmt, upns, workloads)).all()
+            return [
+                CopiedItem(i.id, sc.upn, sc.workload, sc.target_owner, c.id, c.target_path, i.dest_key, i.dest_id or "", i.size, i.content_hash, i.dest_etag)
+                for i, c, sc in rows
+            ]
+
+    def dest_keys(self, container_id: int) -> set[str]:
+        with Session(self.engine) as s:
+            return set(s.scalars(select(Item.dest_key).where(Item.container_id == container_id, Item.dest_key.is_not(None))))
+
+    def state_counts(self, upns: list[str] | None = None, workloads: list[str] | None = None, department: str | None = None):
+        """Rows of (department, upn, workload, state, items, bytes)."""
+        with Session(self.engine) as s:
+            stmt = (
+                select(Scope.department, Scope.upn, Scope.workload, Item.state, func.count(Item.id), func.coalesce(func.sum(Item.size), 0))
+                .join(Container, Container.scope_id == Scope.id)
+                .join(Item, Item.container_id == Container.id)
+                .group_by(Scope.department, Scope.upn, Scope.workload, Item.state)
+                .order_by(Scope.department, Scope.upn, Scope.workload)
+            )
+            if department is not None:
+                stmt = stmt.where(Scope.department == department)
+            return s.execute(scope_filter(stmt, upns, workloads)).all()
+
+    def problems(self, upns: list[str] | None = None, workloads: list[str] | None = None, department: str | None = None):
+        """Rows of (department, upn, workload, container, item name, state, reason) for items not moved."""
+        with Session(self.engine) as s:
+            stmt = (
+                select(Scope.department, Scope.upn, Scope.workload, Container.name, Item.name, Item.state, Item.last_error, Item.attempts)
+                .join(Container, Container.scope_id == Scope.id)
+                .join(Item, Item.container_id == Container.id)
+                .where(Item.state.in_([ItemState.FAILED, ItemState.SKIPPED, ItemState.MISMATCH, ItemState.REMOVED]))
+                .order_by(Scope.department, Scope.upn, Scope.workload, Item.id)
+            )
+            if department is not None:
+                stmt = stmt.where(Scope.department == department)
+            return s.execute(scope_filter(stmt, upns, workloads)).all()
+
+    def runs(self, limit: int = 10) -> list[Run]:
+        with Session(self.engine) as s:
+            return list(s.scalars(select(Run).order_by(Run.id.desc()).limit(limit)))
+
+    def unfinished(self, max_attempts: int, upns: list[str] | None = None, workloads: list[str] | None = None) -> int:
+        with Session(self.engine) as s:
+            stmt = (
+                select(func.count(Item.id))
+                .join(Container, Item.container_id == Container.id)
+                .join(Scope, Container.scope_id == Scope.id)
+                .where((Item.state == ItemState.PLANNED) | ((Item.state == ItemState.FAILED) & (Item.attempts < max_attempts)))
+            )
+            return s.scalar(scope_filter(stmt, upns, workloads)) or 0
