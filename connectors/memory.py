@@ -102,7 +102,8 @@ class MemorySource:
             raise ItemError(f"{ref.name} no longer exists at the source")
         if stored.metadata.get("fetch_error"):
             raise ItemError(stored.metadata["fetch_error"])
-        return Item(stored.ref, Payload.from_bytes(stored.data, chunk_size=64 * 1024), dict(stored.metadata))
+        chunk_size = stored.metadata.get("chunk_size", 64 * 1024)
+        return Item(stored.ref, Payload.from_bytes(stored.data, chunk_size=chunk_size), dict(stored.metadata))
 
 
 @dataclass

@@ -120,7 +120,7 @@ class Copier:
             # Where probing costs a search, the next run probes only items whose write may have begun.
             self.ledger.record_put_intent(work.item_id, mapped.dest_key)
         self.fault("before_put")
-        hashing = HashingPayload(mapped.payload)
+        hashing = HashingPayload(mapped.payload, on_chunk=lambda: self.fault("mid_put"))
         dest = await self._retrying(lambda: sink.put(work.target_owner, path, replace(mapped, payload=hashing), replace=existing))
         self.fault("after_put")
         if hashing.sha256 is None:

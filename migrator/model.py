@@ -82,9 +82,10 @@ class Payload:
 class HashingPayload(Payload):
     """Wraps a payload and measures the bytes a sink actually consumed."""
 
-    def __init__(self, inner: Payload) -> None:
+    def __init__(self, inner: Payload, on_chunk: Callable[[], None] | None = None) -> None:
         super().__init__(self._measured, size=inner.size)
         self._inner = inner
+        self._on_chunk = on_chunk
         self.sha256: str | None = None
         self.bytes_read = 0
 
@@ -94,6 +95,8 @@ class HashingPayload(Payload):
         async for chunk in self._inner.chunks():
             digest.update(chunk)
             count += len(chunk)
+            if self._on_chunk is not None:
+                self._on_chunk()
             yield chunk
         self.sha256 = digest.hexdigest()
         self.bytes_read = count

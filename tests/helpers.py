@@ -24,15 +24,17 @@ def is_crash(exc: BaseException) -> bool:
 
 
 class CrashAfter:
-    """Counts fault points across copier and ledger and kills the run at the n-th one."""
+    """Kills the run at the n-th fault point of one kind (commit, before_put, mid_put, after_put)."""
 
-    def __init__(self, n: int) -> None:
-        self.n, self.seen, self.fired = n, 0, False
+    def __init__(self, n: int, kind: str | None = None) -> None:
+        self.n, self.kind, self.seen, self.fired, self.point = n, kind, 0, False, ""
 
     def __call__(self, point: str) -> None:
+        if self.kind is not None and point != self.kind:
+            return
         self.seen += 1
         if self.seen == self.n:
-            self.fired = True
+            self.fired, self.point = True, point
             raise SimulatedCrash(point)
 
 
@@ -56,7 +58,8 @@ def small_source(layout: dict[tuple[str, str], list[bytes]], department: str = "
         container_id = f"{upn}-{workload}"
         source.add_container(upn, Container(container_id, workload.title(), workload, (workload.title(),)))
         for index, data in enumerate(contents):
-            source.put_item(upn, container_id, f"{container_id}-{index}", data, kind="blob", name=f"item-{index}")
+            # Small chunks: several per item, so a kill can land in the middle of a write.
+            source.put_item(upn, container_id, f"{container_id}-{index}", data, kind="blob", name=f"item-{index}", metadata={"chunk_size": 64})
     return source
 
 

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from migrator.copier import Copier
@@ -46,10 +46,14 @@ def _expected(source, config):
     return expected
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     layout=layouts,
-    crash_points=st.lists(st.integers(min_value=1, max_value=120), min_size=1, max_size=5),
+    crash_points=st.lists(
+        st.tuples(st.sampled_from(["commit", "before_put", "mid_put", "after_put"]), st.integers(min_value=1, max_value=30)),
+        min_size=1,
+        max_size=5,
+    ),
     cheap_find=st.booleans(),
 )
 def test_killed_copy_reruns_to_exactly_the_source(layout, crash_points, cheap_find):
@@ -57,13 +61,14 @@ def test_killed_copy_reruns_to_exactly_the_source(layout, crash_points, cheap_fi
         config = memory_config(Path(tmp), WORKLOADS)
         source = small_source(layout)
         sinks = sinks_for(WORKLOADS, cheap_find)
-        for n in crash_points:
-            crash = CrashAfter(n)
+        for kind, n in crash_points:
+            crash = CrashAfter(n, kind)
             try:
                 run_job(config, source, sinks, fault_hook=crash)
             except BaseException as exc:  # noqa: BLE001 - the simulated kill is a BaseException
                 assert is_crash(exc), exc
                 assert crash.fired
+                event(f"killed at {crash.point}")
         result = run_job(config, source, sinks)
         assert result.exit_code == 0, result
 
