@@ -19,7 +19,7 @@ from migrator import __version__
 from migrator.config import Config, load_config
 from migrator.errors import ConfigError, MigratorError, UsageError
 from migrator.job import STAGES, Job, JobResult, Selection
-from migrator.progress import RichProgress
+from migrator.progress import RichProgress, plan_lines
 from migrator.report import build_report, print_table, to_csv, to_json
 from migrator.template import CONFIG_TEMPLATE
 from state.ledger import Ledger
@@ -74,25 +74,22 @@ def _ledger_for_reading(config_path: Path, ledger: str | None) -> Ledger:
     return Ledger(url)
 
 
-def _execute(config: Config, command: str, selection: Selection, stages: tuple[str, ...], dry_run: bool = False, retry_failed: bool = False) -> JobResult:
+def _execute(config: Config, command: str, selection: Selection, stages: tuple[str, ...], dry_run: bool = False, retry_failed: bool = False) -> tuple[JobResult, bool]:
+    """Runs the job; the flag says whether progress (and the plan summary) was already shown."""
     progress = RichProgress(console) if console.is_terminal and not dry_run else None
     job = Job(config, progress=progress)
     try:
-        return asyncio.run(job.run(command, selection, stages, dry_run=dry_run, retry_failed=retry_failed))
+        return asyncio.run(job.run(command, selection, stages, dry_run=dry_run, retry_failed=retry_failed)), progress is not None
     finally:
         job.close()
 
 
-def _print_result(result: JobResult, dry_run: bool = False) -> None:
+def _print_result(result: JobResult, dry_run: bool = False, plan_shown: bool = False) -> None:
     for upn in result.unknown_users:
         console.print(f"[yellow]not found at the source:[/yellow] {upn}")
-    if result.plan:
-        verb = "would move" if dry_run else "planned"
-        for workload, counts in sorted(result.plan.by_workload().items()):
-            console.print(
-                f"{workload:<9} {verb}: {counts['new']} new, {counts['changed']} changed, {counts['removed']} removed at source, "
-                f"{counts['unchanged']} unchanged ({counts['bytes']:,} bytes)"
-            )
+    if result.plan and not plan_shown:
+        for line in plan_lines(result.plan.by_workload(), "would move" if dry_run else "planned"):
+            console.print(line)
     if result.copy:
         o = result.copy.outcomes
         console.print(f"copied {o['copied']}, already at target {o['healed']}, skipped {o['skipped']}, failed {o['failed']} ({result.copy.bytes:,} bytes)")
@@ -126,8 +123,8 @@ def plan(
 ) -> None:
     """List what changed at the source and record it in the ledger as planned."""
     cfg = _config(config, ledger)
-    result = _execute(cfg, "plan", Selection.from_config(cfg, department, users_file, workload), ("plan",), dry_run=dry_run)
-    _print_result(result, dry_run)
+    result, shown = _execute(cfg, "plan", Selection.from_config(cfg, department, users_file, workload), ("plan",), dry_run=dry_run)
+    _print_result(result, dry_run, shown)
     raise typer.Exit(1 if result.unknown_users else 0)
 
 
@@ -142,8 +139,8 @@ def run(
     cfg = _config(config, ledger)
     selection = Selection.from_config(cfg, department, users_file, workload)
     stages = ("plan",) if dry_run else STAGES
-    result = _execute(cfg, "run", selection, stages, dry_run=dry_run, retry_failed=retry_failed)
-    _print_result(result, dry_run)
+    result, shown = _execute(cfg, "run", selection, stages, dry_run=dry_run, retry_failed=retry_failed)
+    _print_result(result, dry_run, shown)
     raise typer.Exit(1 if result.unknown_users else 0) if dry_run else typer.Exit(result.exit_code)
 
 
@@ -155,8 +152,8 @@ def verify(
 ) -> None:
     """Re-read the targets and compare them with what the ledger says was copied."""
     cfg = _config(config, ledger)
-    result = _execute(cfg, "verify", Selection.from_config(cfg, department, users_file, workload), ("verify",))
-    _print_result(result)
+    result, shown = _execute(cfg, "verify", Selection.from_config(cfg, department, users_file, workload), ("verify",))
+    _print_result(result, plan_shown=shown)
     code = result.exit_code
     if audit:
         code = max(code, _audit(Ledger(cfg.ledger_url), None))

@@ -126,7 +126,8 @@ class Job:
         if retry_failed:
             self.ledger.retry_failed(run_id, upns, workloads)
         if "plan" in stages:
-            result.plan = await Planner(self.ledger, run_id, self.source, self.mappings).plan(users, identities, selection.workloads)
+            planner = Planner(self.ledger, run_id, self.source, self.mappings, progress=self.progress)
+            result.plan = await planner.plan(users, identities, selection.workloads)
         if "copy" in stages:
             totals = {w: self.ledger.unfinished(self.config.run.max_attempts, upns, [w]) for w in workloads}
             self.progress.start(totals)

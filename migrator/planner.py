@@ -10,6 +10,7 @@ from mappings.identity import Identity
 from migrator.contracts import Source, WorkloadMapping
 from migrator.errors import CursorExpired
 from migrator.model import Container, Cursor, ItemRef, Removed, User
+from migrator.progress import NullProgress, ProgressReporter
 from state.ledger import Ledger
 from state.models import ItemState
 
@@ -34,18 +35,24 @@ class PlanTotals:
 
 
 class Planner:
-    def __init__(self, ledger: Ledger, run_id: int, source: Source, mappings: dict[str, WorkloadMapping], dry_run: bool = False) -> None:
+    def __init__(
+        self, ledger: Ledger, run_id: int, source: Source, mappings: dict[str, WorkloadMapping],
+        dry_run: bool = False, progress: ProgressReporter | None = None,
+    ) -> None:
         self.ledger, self.run_id, self.source, self.mappings, self.dry_run = ledger, run_id, source, mappings, dry_run
+        self.progress = progress or NullProgress()
 
     async def plan(self, users: list[User], identities: dict[str, Identity], workloads: tuple[str, ...]) -> PlanTotals:
         totals = PlanTotals()
         for user in users:
             for workload in workloads:
+                self.progress.planning(user.upn, workload)
                 owner = identities[user.upn].for_workload(workload)
                 scope_id = None if self.dry_run else self.ledger.upsert_scope(user.upn, user.department, workload, owner)
                 async for container in self.source.containers(user, workload):
                     counts = await self._plan_container(user, workload, scope_id, container, totals)
                     totals.add(user.upn, workload, counts)
+        self.progress.planned(totals.by_workload())
         return totals
 
     async def _plan_container(self, user: User, workload: str, scope_id: int | None, container: Container, totals: PlanTotals) -> Counter:

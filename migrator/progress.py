@@ -1,9 +1,12 @@
-"""Progress display: one bar per workload with items, bytes, rate and ETA; silent when not a terminal."""
+"""Progress display: what planning found, then one bar per workload with items, bytes, rate and
+ETA. The base reporter shows nothing (tests, pipes, CI logs)."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 
@@ -13,6 +16,14 @@ def human_bytes(count: float) -> str:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1000
     return f"{count:.1f} TB"
+
+
+def plan_lines(by_workload: dict[str, Counter], verb: str = "planned") -> list[str]:
+    return [
+        f"{workload:<9} {verb}: {c['new']} new, {c['changed']} changed, {c['removed']} removed at source, "
+        f"{c['unchanged']} unchanged ({c['bytes']:,} bytes)"
+        for workload, c in sorted(by_workload.items())
+    ]
 
 
 class _BytesColumn(ProgressColumn):
@@ -27,7 +38,13 @@ class _RateColumn(ProgressColumn):
 
 
 class ProgressReporter:
-    """What the copier reports to; the base class shows nothing."""
+    """What the job reports to."""
+
+    shows_plan = False
+
+    def planning(self, upn: str, workload: str) -> None: ...
+
+    def planned(self, by_workload: dict[str, Counter]) -> None: ...
 
     def start(self, totals: dict[str, int]) -> None: ...
 
@@ -36,13 +53,34 @@ class ProgressReporter:
     def stop(self) -> None: ...
 
 
+NullProgress = ProgressReporter
+
+
 class RichProgress(ProgressReporter):
+    shows_plan = True
+
     def __init__(self, console: Console) -> None:
+        self.console = console
         self._progress = Progress(
             TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(), _BytesColumn(), _RateColumn(), TimeRemainingColumn(),
             console=console, transient=False,
         )
         self._tasks: dict[str, int] = {}
+        self._planning = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True)
+        self._planning_task: int | None = None
+
+    def planning(self, upn: str, workload: str) -> None:
+        if self._planning_task is None:
+            self._planning.start()
+            self._planning_task = self._planning.add_task("")
+        self._planning.update(self._planning_task, description=f"planning {upn}: {workload}")
+
+    def planned(self, by_workload: dict[str, Counter]) -> None:
+        if self._planning_task is not None:
+            self._planning.stop()
+            self._planning_task = None
+        for line in plan_lines(by_workload):
+            self.console.print(line, highlight=False)
 
     def start(self, totals: dict[str, int]) -> None:
         for workload, total in totals.items():
@@ -57,6 +95,3 @@ class RichProgress(ProgressReporter):
 
     def stop(self) -> None:
         self._progress.stop()
-
-
-NullProgress = ProgressReporter  # reports nowhere: tests, --quiet and non-terminals

@@ -95,3 +95,24 @@ def test_a_call_that_stays_throttled_fails_the_item_with_the_reason(tmp_path):
         job.close()
     assert result.copy.outcomes == Counter({"failed": 2}) and result.exit_code == 1
     assert reasons == {"temporary failure: gave up after 3 tries: 503 Service Unavailable"}
+
+
+def test_progress_shows_what_planning_found_and_a_bar_per_workload(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from migrator.progress import RichProgress
+
+    config = memory_config(tmp_path, ("mail", "files"))
+    source = small_source({(UPNS[0], "mail"): [b"a", b"b"], (UPNS[0], "files"): [b"c" * 5000]})
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=120, color_system=None)
+    job = Job(config, source=source, sinks={"mail": MemorySink(), "files": MemorySink()}, progress=RichProgress(console))
+    try:
+        asyncio.run(job.run("run", Selection.from_config(config)))
+    finally:
+        job.close()
+    text = screen.getvalue()
+    assert "mail      planned: 2 new" in text and "files     planned: 1 new" in text
+    assert "2/2" in text and "1/1" in text and "5.0 KB" in text
