@@ -15,27 +15,27 @@ class ItemWrites:
 
     # -- planning --------------------------------------------------------------------------------
 
+    @staticmethod
+    def _upsert(s: Session, model, keys: dict, values: dict):
+        """The row with `keys`, created or brought up to date with `values`."""
+        row = s.scalar(select(model).filter_by(**keys))
+        if row is None:
+            row = model(**keys, **values)
+            s.add(row)
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+        s.flush()
+        return row
+
     def upsert_scope(self, upn: str, department: str, workload: str, target_owner: str) -> int:
         with self.transaction() as s:
-            scope = s.scalar(select(Scope).where(Scope.upn == upn, Scope.workload == workload))
-            if scope is None:
-                scope = Scope(upn=upn, department=department, workload=workload, target_owner=target_owner)
-                s.add(scope)
-            else:
-                scope.department, scope.target_owner = department, target_owner
-            s.flush()
-            return scope.id
+            return self._upsert(s, Scope, {"upn": upn, "workload": workload}, {"department": department, "target_owner": target_owner}).id
 
     def upsert_container(self, scope_id: int, source_id: str, name: str, target_path: str) -> tuple[int, str | None]:
         """Returns the container's row id and its committed delta cursor."""
         with self.transaction() as s:
-            row = s.scalar(select(Container).where(Container.scope_id == scope_id, Container.source_id == source_id))
-            if row is None:
-                row = Container(scope_id=scope_id, source_id=source_id, name=name, target_path=target_path)
-                s.add(row)
-            else:
-                row.name, row.target_path = name, target_path
-            s.flush()
+            row = self._upsert(s, Container, {"scope_id": scope_id, "source_id": source_id}, {"name": name, "target_path": target_path})
             return row.id, row.cursor
 
     def find_container(self, upn: str, workload: str, source_id: str) -> tuple[int, str | None] | None:
