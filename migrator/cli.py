@@ -213,6 +213,32 @@ def _audit(led: Ledger, expect_head: str | None) -> int:
     return 1
 
 
+sandbox_app = typer.Typer(no_args_is_help=True, help="A local Microsoft Graph stand-in with a synthetic tenant.")
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0 picks a free one).")] = 8443,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same tenant.")] = 7,
+    users: Annotated[int, typer.Option("--users", help="People in the main department.")] = 20,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the CA, certificate and client secret are kept.")] = Path(".sandbox"),
+    large_items: Annotated[bool, typer.Option("--large-items", help="Add a 30 MB message and a 200 MB file for the first user.")] = False,
+    throttle: Annotated[bool, typer.Option("--throttle/--no-throttle", help="Apply Microsoft's published throttling limits.")] = False,
+    fault_rate: Annotated[float, typer.Option("--fault-rate", help="Share of requests answered 503/504 or dropped.")] = 0.0,
+    token_lifetime: Annotated[float, typer.Option("--token-lifetime", help="Access token lifetime in seconds.")] = 3600.0,
+) -> None:
+    """Serve the synthetic tenant over HTTPS on loopback until interrupted."""
+    from migrator.sandbox.serve import serve
+
+    if not 0 <= fault_rate <= 1:
+        raise UsageError(f"--fault-rate must be between 0 and 1, got {fault_rate}", hint="e.g. --fault-rate 0.05")
+    if users < 1:
+        raise UsageError("--users must be at least 1", hint="e.g. --users 20")
+    serve(data_dir, console, port=port, seed=seed, users=users, large_items=large_items, throttle=throttle,
+          fault_rate=fault_rate, token_lifetime=token_lifetime)
+
+
 @app.command()
 def demo(workdir: Annotated[Path, typer.Option("--workdir", help="Folder for the demo's config, ledger and target.")] = Path("demo")) -> None:
     """Migrate the built-in example tenant into local folders, then show that a rerun resumes."""

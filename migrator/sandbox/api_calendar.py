@@ -1,0 +1,186 @@
+"""Calendars: calendars, events (single instances and series masters), instances of a series in a
+window, calendarView, and calendarView delta whose window lives in its links."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from migrator.sandbox.auth import require
+from migrator.sandbox.gen_calendar import CalendarData, build_calendars, calendar_view, instances, make_event
+from migrator.sandbox.http import GraphError, Request, Response
+from migrator.sandbox.odata import collection, select
+from migrator.sandbox.store import Collection
+
+if TYPE_CHECKING:
+    from migrator.sandbox.app import GraphApp
+    from migrator.sandbox.tenant import Tenant
+
+PAGE = 10
+
+
+@dataclass
+class Calendars:
+    data: list[CalendarData]
+    events: dict[str, Collection]  # calendar id -> stored events as served
+    views: dict[tuple[str, str, str], Collection] = field(default_factory=dict)  # (calendar, start, end) -> view state for delta
+
+    @property
+    def default(self) -> CalendarData:
+        return self.data[0]
+
+    def calendar(self, calendar_id: str | None) -> CalendarData:
+        if calendar_id is None:
+            return self.default
+        for cal in self.data:
+            if cal.calendar["id"] == calendar_id:
+                return cal
+        raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+
+    def event(self, event_id: str) -> tuple[CalendarData, dict[str, Any]]:
+        for cal in self.data:
+            found = self.events[cal.calendar["id"]].get(event_id)
+            if found is not None:
+                return cal, found
+        raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+
+    # -- mutations, for tests and demos of delta passes ------------------------------------------
+
+    def add(self, rng, user: dict, colleagues: list[dict], start: dt.datetime) -> dict[str, Any]:
+        event = make_event(rng, user, colleagues, start=start)
+        self.default.events.append(event)
+        self.events[self.default.calendar["id"]].upsert(event)
+        return event
+
+    def update(self, event_id: str, **changes: Any) -> dict[str, Any]:
+        cal, event = self.event(event_id)
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+        updated = {**event, **changes, "changeKey": secrets.token_urlsafe(12), "lastModifiedDateTime": now}
+        cal.events[:] = [updated if e["id"] == event_id else e for e in cal.events]
+        self.events[cal.calendar["id"]].upsert(updated)
+        return updated
+
+    def cancel_occurrence(self, master_id: str, original_start: str) -> None:
+        cal, _ = self.event(master_id)
+        cal.cancelled.setdefault(master_id, []).append(original_start)
+
+    def delete(self, event_id: str) -> None:
+        cal, _ = self.event(event_id)
+        cal.events[:] = [e for e in cal.events if e["id"] != event_id and e.get("seriesMasterId") != event_id]
+        self.events[cal.calendar["id"]].remove(event_id)
+
+
+def calendars(tenant: Tenant, user_key: str) -> Calendars:
+    user = tenant.user(user_key)
+
+    def build() -> Calendars:
+        data = build_calendars(tenant.rng("calendar", user["id"]), user, tenant.colleagues(user))
+        stores = {}
+        for cal in data:
+            store = Collection(tenant.clock)
+            store.load(cal.events)
+            stores[cal.calendar["id"]] = store
+        return Calendars(data, stores)
+
+    return tenant.lazy(("calendar", user["id"]), build)
+
+
+def _window(request: Request) -> tuple[dt.datetime, dt.datetime]:
+    try:
+        start, end = request.query["startDateTime"], request.query["endDateTime"]
+    except KeyError:
+        raise GraphError(400, "ErrorInvalidParameter", "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.") from None
+    try:
+        return _utc(start), _utc(end)
+    except ValueError:
+        raise GraphError(400, "ErrorInvalidParameter", "The value of StartDateTime or EndDateTime is not a valid date.") from None
+
+
+def _utc(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _removed(event_id: str) -> dict[str, Any]:
+    return {"@odata.type": "#microsoft.graph.event", "id": event_id, "@removed": {"reason": "deleted"}}
+
+
+def register(app: GraphApp, tenant: Tenant) -> None:
+    def guarded(request: Request) -> Calendars:
+        require(request.principal, "Calendars.Read", "Calendars.ReadBasic", "Calendars.ReadWrite")
+        return calendars(tenant, request.params["user"])
+
+    def ctx(request: Request, tail: str) -> str:
+        return f"users('{request.params['user']}')/{tail}"
+
+    def list_calendars(request: Request) -> Response:
+        cals = guarded(request)
+        return collection(request, [c.calendar for c in cals.data], ctx(request, "calendars"), PAGE, shape=lambda c: select(c, request))
+
+    def get_calendar(request: Request) -> Response:
+        cal = guarded(request).calendar(request.params.get("calendar"))
+        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{ctx(request, 'calendars/$entity')}", **select(cal.calendar, request)})
+
+    def list_events(request: Request) -> Response:
+        cals = guarded(request)
+        cal = cals.calendar(request.params.get("calendar"))
+        stored = [e for e in cals.events[cal.calendar["id"]].current() if e.get("type") in ("singleInstance", "seriesMaster")]
+        return collection(request, stored, ctx(request, "events"), PAGE, shape=lambda e: select(e, request))
+
+    def get_event(request: Request) -> Response:
+        _, event = guarded(request).event(request.params["event"])
+        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{ctx(request, 'events/$entity')}", **select(event, request)})
+
+    def list_instances(request: Request) -> Response:
+        cals = guarded(request)
+        cal, master = cals.event(request.params["event"])
+        start, end = _window(request)
+        found = instances(cal, master, start, end) if master.get("type") == "seriesMaster" else []
+        return collection(request, found, ctx(request, f"events('{master['id']}')/instances"), PAGE, shape=lambda e: select(e, request))
+
+    def view(request: Request) -> Response:
+        cals = guarded(request)
+        start, end = _window(request)
+        found = calendar_view(cals.calendar(request.params.get("calendar")), start, end)
+        return collection(request, found, ctx(request, "calendarView"), PAGE, shape=lambda e: select(e, request))
+
+    def view_delta(request: Request) -> Response:
+        cals = guarded(request)
+        start, end = _window(request)
+        cal = cals.default
+        key = (cal.calendar["id"], start.isoformat(), end.isoformat())
+        expected = calendar_view(cal, start, end)
+        state = cals.views.get(key)
+        if state is None:  # the first read of a window: its content exists from version 0
+            state = cals.views[key] = Collection(tenant.clock)
+            state.load(expected)
+        else:
+            _sync(state, expected)
+        window = {"startDateTime": request.query["startDateTime"], "endDateTime": request.query["endDateTime"]}
+        return tenant.delta.respond(request, f"calendarView/{request.params['user']}/{key}", state, ctx(request, "calendarView/delta"),
+                                    PAGE, lambda e: select(e, request), _removed, extra_query=window)
+
+    app.route("GET", "/users/{user}/calendars", list_calendars)
+    app.route("GET", "/users/{user}/calendar", get_calendar)
+    app.route("GET", "/users/{user}/calendars/{calendar}", get_calendar)
+    app.route("GET", "/users/{user}/events", list_events)
+    app.route("GET", "/users/{user}/calendar/events", list_events)
+    app.route("GET", "/users/{user}/calendars/{calendar}/events", list_events)
+    app.route("GET", "/users/{user}/events/{event}", get_event)
+    app.route("GET", "/users/{user}/events/{event}/instances", list_instances)
+    app.route("GET", "/users/{user}/calendarView/delta", view_delta)
+    app.route("GET", "/users/{user}/calendarView", view)
+    app.route("GET", "/users/{user}/calendar/calendarView", view)
+    app.route("GET", "/users/{user}/calendars/{calendar}/calendarView", view)
+
+
+def _sync(state: Collection, expected: list[dict[str, Any]]) -> None:
+    """Brings a window's view state up to date, so only real differences get new versions."""
+    wanted = {e["id"]: e for e in expected}
+    for event_id in [e["id"] for e in state.current() if e["id"] not in wanted]:
+        state.remove(event_id)
+    for event_id, event in wanted.items():
+        if state.get(event_id) != event:
+            state.upsert(event)
