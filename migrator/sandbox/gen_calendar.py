@@ -55,8 +55,6 @@ class CalendarData:
 # shape, and lets ids of one mailbox share their long prefix as real ones do.
 
 _HEAD = b"\x00\x03\x24\x00"
-_OCCURRENCE_MARK = b"\x10"
-_ITEM_LEN = 113  # bytes in a stored event's raw id
 
 
 @dataclass(frozen=True)
@@ -98,23 +96,43 @@ def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode()
 
 
+# An occurrence id is its master's id bytes followed by this trailer: the original start (Unix
+# seconds), the length of the master part and how that part is held (1: the master id was
+# base64url, as all ids made here are; 2: it was some other text, e.g. an id a server made up).
+_TRAILER = struct.Struct(">qHB")
+
+
+def _id_bytes(event_id: str) -> tuple[bytes, int]:
+    try:
+        raw = base64.urlsafe_b64decode(event_id)
+        if _b64url(raw) == event_id:
+            return raw, 1
+    except (ValueError, TypeError):
+        pass
+    return event_id.encode(), 2
+
+
 def occurrence_id(master_id: str, original_start: datetime) -> str:
     """The id of one occurrence (or of the exception that replaced it): the master's id with the
-    original start appended, so it is stable and can be taken apart again by `parse_occurrence_id`."""
-    raw = base64.urlsafe_b64decode(master_id) + _OCCURRENCE_MARK + struct.pack(">q", int(original_start.timestamp()))
-    return _b64url(raw)
+    original start appended, so it is stable and `parse_occurrence_id` can take it apart again."""
+    raw, kind = _id_bytes(master_id)
+    return _b64url(raw + _TRAILER.pack(int(original_start.timestamp()), len(raw), kind))
 
 
 def parse_occurrence_id(event_id: str) -> tuple[str, datetime] | None:
     """(master id, original start in UTC) for an occurrence or exception id, else None."""
+    raw, kind = _id_bytes(event_id)
+    if kind != 1 or len(raw) < _TRAILER.size:
+        return None
+    seconds, length, head_kind = _TRAILER.unpack(raw[-_TRAILER.size :])
+    if length != len(raw) - _TRAILER.size or head_kind not in (1, 2):
+        return None
+    head = raw[:length]
     try:
-        raw = base64.urlsafe_b64decode(event_id)
-    except (ValueError, TypeError):
+        master_id = _b64url(head) if head_kind == 1 else head.decode()
+        return master_id, datetime.fromtimestamp(seconds, UTC)
+    except (UnicodeDecodeError, ValueError, OverflowError, OSError):
         return None
-    if len(raw) != _ITEM_LEN + 9 or raw[_ITEM_LEN : _ITEM_LEN + 1] != _OCCURRENCE_MARK:
-        return None
-    (seconds,) = struct.unpack(">q", raw[_ITEM_LEN + 1 :])
-    return _b64url(raw[:_ITEM_LEN]), datetime.fromtimestamp(seconds, UTC)
 
 
 def _change_key(rng: random.Random, database: bytes) -> str:
@@ -193,7 +211,8 @@ def _no_location() -> dict:
 def _join_url(rng: random.Random, organizer_id: str) -> str:
     thread = base64.b64encode(rng.randbytes(24)).decode().replace("+", "").replace("/", "")[:32]
     context = f'{{"Tid":"{TENANT_ID}","Oid":"{organizer_id}"}}'
-    return f"https://teams.microsoft.com/l/meetup-join/19%3ameeting_{thread}%40thread.v2/0?context={quote(context, safe='')}"
+    meeting = f"19%3ameeting_{thread}%40thread.v2"
+    return f"https://teams.microsoft.com/l/meetup-join/{meeting}/0?context={quote(context, safe='')}"
 
 
 def _body(text: str, join_url: str | None) -> tuple[dict, str]:
@@ -273,9 +292,28 @@ def _attendees(ctx: _Context, spec: _Spec, created: datetime) -> list[dict]:
         answers = ("accepted", "tentativelyAccepted", "declined", "none", "notResponded")
         status = _response(rng, answers, created) if spec.organizer is None else {"response": "none", "time": NEVER}
         found.append({"type": kind, "status": status, "emailAddress": _address(person)})
-    if spec.room:
-        found.append({"type": "resource", "status": _response(rng, ("accepted",), created), "emailAddress": _room(spec.room)})
+    if spec.room:  # rooms answer for themselves, and always accept here
+        status = _response(rng, ("accepted",), created)
+        found.append({"type": "resource", "status": status, "emailAddress": _room(spec.room)})
     return found
+
+
+def _location(spec: _Spec) -> dict | None:
+    if spec.room:
+        return _room_location(spec.room)
+    if spec.place:
+        return _place_location(spec.place)
+    if spec.online:  # Outlook fills the location of an online-only meeting with the meeting kind
+        name = "Microsoft Teams-vergadering"
+        return {"displayName": name, "locationType": "default", "uniqueId": name, "uniqueIdType": "private"}
+    return None
+
+
+def _own_response(ctx: _Context, spec: _Spec, created: datetime) -> dict:
+    """The owner's responseStatus: "organizer" on what they organize, else their answer, if any."""
+    if spec.organizer is None:
+        return {"response": "organizer", "time": NEVER}
+    return _response(ctx.rng, ("accepted", "tentativelyAccepted", "notResponded", "none"), created)
 
 
 def _build(ctx: _Context, spec: _Spec, created: datetime) -> dict:
@@ -285,10 +323,7 @@ def _build(ctx: _Context, spec: _Spec, created: datetime) -> dict:
     organizer = spec.organizer or ctx.user
     join_url = _join_url(rng, organizer["id"]) if spec.online else None
     body, preview = _body(spec.text or spec.subject, join_url)
-    location = _room_location(spec.room) if spec.room else _place_location(spec.place) if spec.place else None
-    if location is None and spec.online:
-        location = {"displayName": "Microsoft Teams-vergadering", "locationType": "default",
-                    "uniqueId": "Microsoft Teams-vergadering", "uniqueIdType": "private"}
+    location = _location(spec)
     modified = created + timedelta(seconds=rng.randint(0, 180_000), microseconds=rng.randint(0, 999_999))
     change_key = _change_key(rng, ctx.mailbox.database)
     mine = spec.organizer is None
@@ -325,8 +360,7 @@ def _build(ctx: _Context, spec: _Spec, created: datetime) -> dict:
         "allowNewTimeProposals": True,
         "isDraft": False,
         "hideAttendees": False,
-        "responseStatus": {"response": "organizer", "time": NEVER} if mine
-        else _response(rng, ("accepted", "tentativelyAccepted", "notResponded", "none"), created),
+        "responseStatus": _own_response(ctx, spec, created),
         "body": body,
         "start": {"dateTime": format_local(spec.start), "timeZone": spec.zone},
         "end": {"dateTime": format_local(end), "timeZone": spec.zone},
@@ -398,7 +432,8 @@ def _nth_occurrence(master: dict, n: int) -> datetime:
     """The local original start of the n-th occurrence (0-based)."""
     start = parse_local(master["start"]["dateTime"])
     far = datetime(2200, 1, 1, tzinfo=UTC)
-    for index, (local, _) in enumerate(occurrence_starts(master["recurrence"], start.time(), _series_zone(master), far)):
+    starts = occurrence_starts(master["recurrence"], start.time(), _series_zone(master), far)
+    for index, (local, _) in enumerate(starts):
         if index == n:
             return local
     raise IndexError(n)
@@ -418,14 +453,14 @@ def make_exception(
     wall-clock time in the series' zone); the new start is local time in that zone too."""
     zone_name = _series_zone(master)
     base_start, base_end = parse_local(master["start"]["dateTime"]), parse_local(master["end"]["dateTime"])
-    start = start or original_start
-    duration = duration or (base_end - base_start)
+    start = original_start if start is None else start
+    duration = base_end - base_start if duration is None else duration
     original = to_utc(original_start, zone_name)
     event = copy.deepcopy(master)
     event_id = occurrence_id(master["id"], original)
     modified = datetime.fromisoformat(master["lastModifiedDateTime"].replace("Z", "+00:00"))
     modified += timedelta(days=rng.randint(1, 20), seconds=rng.randint(0, 36_000), microseconds=rng.randint(0, 999_999))
-    change_key = _change_key(rng, base64.b64decode(master["changeKey"])[8:24])
+    change_key = _change_key(rng, _database_of(master))
     event.update({
         "@odata.etag": f'W/"{change_key}"',
         "id": event_id,
@@ -446,6 +481,15 @@ def make_exception(
     return event
 
 
+def _database_of(event: dict) -> bytes:
+    """The mailbox part of an event's change key, so an exception's key looks like its master's."""
+    try:
+        key = base64.b64decode(event.get("changeKey") or "", validate=True)
+    except ValueError:
+        key = b""
+    return key[8:24] if len(key) >= 24 else hashlib.sha256(event["id"].encode()).digest()[:16]
+
+
 def _series_zone(master: dict) -> str:
     return master["recurrence"]["range"].get("recurrenceTimeZone") or master["start"]["timeZone"]
 
@@ -461,7 +505,10 @@ def _aware(value: datetime) -> datetime:
 def bounds(event: dict) -> tuple[datetime, datetime]:
     """The event's start and end as UTC instants."""
     start, end = event["start"], event["end"]
-    return to_utc(parse_local(start["dateTime"]), start["timeZone"]), to_utc(parse_local(end["dateTime"]), end["timeZone"])
+    return (
+        to_utc(parse_local(start["dateTime"]), start["timeZone"]),
+        to_utc(parse_local(end["dateTime"]), end["timeZone"]),
+    )
 
 
 def _overlaps(span: tuple[datetime, datetime], start: datetime, end: datetime) -> bool:
@@ -505,7 +552,7 @@ def instances(calendar: CalendarData, master: dict, start: datetime, end: dateti
     cancelled = set(calendar.cancelled.get(master["id"], ()))
     exceptions = _exceptions_of(calendar, master["id"])
     replaced = {e["originalStart"] for e in exceptions}
-    found = [e for e in exceptions if _overlaps(bounds(e), start, end)]
+    found = [copy.deepcopy(e) for e in exceptions if _overlaps(bounds(e), start, end)]
     zone_name = _series_zone(master)
     for local, instant in occurrence_starts(master["recurrence"], local_start.time(), zone_name, end):
         if format_local(local) in cancelled or format_utc(instant) in replaced:
@@ -519,7 +566,8 @@ def instances(calendar: CalendarData, master: dict, start: datetime, end: dateti
 def calendar_view(calendar: CalendarData, start: datetime, end: datetime) -> list[dict]:
     """Single events, occurrences and exceptions overlapping [start, end), in start order."""
     start, end = _aware(start), _aware(end)
-    found = [copy.deepcopy(e) for e in calendar.events if e.get("type") == "singleInstance" and _overlaps(bounds(e), start, end)]
+    singles = (e for e in calendar.events if e.get("type") == "singleInstance")
+    found = [copy.deepcopy(e) for e in singles if _overlaps(bounds(e), start, end)]
     for master in calendar.events:
         if master.get("type") == "seriesMaster":
             found += instances(calendar, master, start, end)
@@ -533,8 +581,8 @@ def listed_events(calendar: CalendarData) -> list[dict]:
 
 
 def find_event(calendar: CalendarData, event_id: str) -> dict | None:
-    """GET .../events/{id}: a stored event, or an occurrence computed from its id if the series
-    really has a non-cancelled occurrence at that original start."""
+    """GET .../events/{id}: the stored event itself (so an update can change it in place), or a
+    computed occurrence if the series really has a non-cancelled one at that original start."""
     for event in calendar.events:
         if event["id"] == event_id:
             return event
@@ -758,7 +806,8 @@ def _default_singles(ctx: _Context, data: CalendarData) -> None:
     rng = ctx.rng
     for _ in range(7):
         zone_name = _weighted(rng, {HOME_ZONE: 4, "GMT Standard Time": 1, "Pacific Standard Time": 1, "UTC": 1})
-        data.events.append(_single(ctx, _meeting(ctx, _working_time(rng, date(2025, 6, 2), date(2027, 6, 25)), zone_name)))
+        start = _working_time(rng, date(2025, 6, 2), date(2027, 6, 25))
+        data.events.append(_single(ctx, _meeting(ctx, start, zone_name)))
 
     data.events.append(_single(ctx, _Spec(
         "Tandarts", _working_time(rng, date(2025, 9, 1), date(2026, 12, 18)), timedelta(minutes=45),
@@ -780,7 +829,8 @@ def _default_singles(ctx: _Context, data: CalendarData) -> None:
         f"Heidag {rng.choice(DEPARTMENTS)}", start, length, all_day=True, show_as="workingElsewhere",
         place=rng.choice(PLACES), invitees=4, reminder=1080,
     )))
-    start, length = _day_span(_weekday_on_or_after(_random_day(rng, date(2026, 7, 1), date(2026, 8, 10)), 0), rng.choice((5, 12)))
+    holiday = _weekday_on_or_after(_random_day(rng, date(2026, 7, 1), date(2026, 8, 10)), 0)
+    start, length = _day_span(holiday, rng.choice((5, 12)))
     data.events.append(_single(ctx, _Spec("Vakantie", start, length, all_day=True, show_as="oof", reminder=None)))
     start, length = _day_span(date(2026, 4, 27), 1)
     data.events.append(_single(ctx, _Spec(
@@ -809,7 +859,8 @@ def _project_calendar(ctx: _Context) -> CalendarData:
     start, length = _day_span(date(2026, 12, 4) + timedelta(days=rng.randint(0, 7)), 1)
     data.events.append(_single(ctx, _Spec(f"Oplevering {topic}", start, length, all_day=True, show_as="free",
                                           importance="high", reminder=1080)))
-    data.events.append(_single(ctx, _meeting(ctx, _working_time(rng, date(2026, 9, 1), date(2026, 12, 1)), "GMT Standard Time")))
+    start = _working_time(rng, date(2026, 9, 1), date(2026, 12, 1))
+    data.events.append(_single(ctx, _meeting(ctx, start, "GMT Standard Time")))
     return data
 
 

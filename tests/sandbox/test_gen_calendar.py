@@ -121,11 +121,11 @@ def test_calendars_and_stored_events_parse_with_the_sdk_models(calendars):
 def test_instances_and_calendar_view_parse_with_the_sdk_models(calendars):
     for data, master in _all_masters(calendars):
         found = instances(data, master, datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
-        for event in found[:12]:
+        for event in found[:6]:
             assert_parses(Event, event)
             _check_shape(event)
     for data in calendars:
-        for event in calendar_view(data, datetime(2026, 3, 1), datetime(2026, 5, 1)):
+        for event in calendar_view(data, datetime(2026, 3, 20), datetime(2026, 4, 20)):
             assert_parses(Event, event)
             _check_shape(event)
 
@@ -311,7 +311,7 @@ def test_occurrences_carry_the_master_properties_and_stable_ids(calendars):
     first = instances(data, master, *EVERYTHING)
     again = instances(data, master, *EVERYTHING)
     assert [e["id"] for e in first] == [e["id"] for e in again] and len({e["id"] for e in first}) == len(first)
-    for event in first:
+    for event in first[:10]:
         assert event["seriesMasterId"] == master["id"] and event["iCalUId"] == master["iCalUId"]
         if event["type"] == "occurrence":
             assert event["subject"] == master["subject"] and event["attendees"] == master["attendees"]
@@ -415,5 +415,23 @@ def test_a_user_without_colleagues_still_gets_full_calendars():
     calendars = build_calendars(random.Random(5), user, [])
     for data in calendars:
         for event in data.events:
-            assert_parses(Event, event)
+            _check_shape(event)
             assert all(a["type"] == "resource" or a["emailAddress"]["address"] == user["mail"] for a in event["attendees"])
+            assert event["isOrganizer"] and event["organizer"]["emailAddress"]["address"] == user["mail"]
+
+
+@pytest.mark.parametrize("master_id", ["AAMkAGI2TGuLAAA=", "made-up id/with odd chars", ""])
+def test_occurrence_ids_round_trip_whatever_the_master_id(master_id):
+    original = datetime(2026, 3, 30, 7, 30, tzinfo=UTC)
+    event_id = occurrence_id(master_id, original)
+    assert re.fullmatch(r"[A-Za-z0-9_=-]+", event_id)
+    assert parse_occurrence_id(event_id) == (master_id, original)
+    assert occurrence_id(master_id, original) == event_id != occurrence_id(master_id, original + timedelta(days=7))
+
+
+def test_stored_ids_are_not_taken_for_occurrence_ids(calendars):
+    for data in calendars:
+        assert parse_occurrence_id(data.calendar["id"]) is None
+        for event in data.events:
+            assert (parse_occurrence_id(event["id"]) is None) == (event["type"] != "exception")
+    assert parse_occurrence_id("not base64!") is None
