@@ -27,7 +27,7 @@ from email.message import EmailMessage
 from urllib.parse import quote
 
 from migrator.sandbox.content import BLOCK, Blob, BytesBlob, ConcatBlob, RandomBlob
-from migrator.sandbox.names import FAMILY, GIVEN, TOPICS, local_part, person
+from migrator.sandbox.names import TOPICS, local_part, person
 
 UTC = timezone.utc
 # SMTP gives CRLF line endings and RFC 2047 / RFC 2231 encoded non-ASCII headers. refold_source
@@ -50,6 +50,7 @@ CATEGORIES = ("Rood", "Project X", "Blauw", "Opvolgen")
 LARGE_ATTACHMENT_BYTES = 22_000_000  # base64 in CRLF lines makes the message ~30 MB
 _EPOCH = datetime(2025, 1, 6, 7, 0, tzinfo=UTC)
 _SPAN_SECONDS = int((datetime(2026, 6, 26, 18, 0, tzinfo=UTC) - _EPOCH).total_seconds())
+OWA = "https://outlook.office365.com/owa/"
 _URLSAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
@@ -140,7 +141,8 @@ def tiny_png(width: int = 16, height: int = 16) -> bytes:
         for y in range(height)
     )
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows, 9)) + _png_chunk(b"IEND", b"")
+    chunks = _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows, 9)) + _png_chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
 
 
 INLINE_PNG = tiny_png()
@@ -471,7 +473,8 @@ def finish(rng: random.Random, plan: MessagePlan, folder_id: str, internal_domai
         boundary_token=hashlib.sha1(graph_id.encode()).hexdigest()[:24],
     )
     key = change_key(rng)
-    body = {"contentType": "html", "content": _crlf(html_body)} if with_html else {"contentType": "text", "content": _crlf(text_body)}
+    # Graph returns the body in its stored format unless the client sends Prefer: outlook.body-content-type.
+    body = {"contentType": "html" if with_html else "text", "content": _crlf(html_body if with_html else text_body)}
     message = {
         "id": graph_id,
         "createdDateTime": iso(created),
@@ -495,7 +498,7 @@ def finish(rng: random.Random, plan: MessagePlan, folder_id: str, internal_domai
         "isReadReceiptRequested": plan.read_receipt,
         "isRead": plan.is_read,
         "isDraft": plan.is_draft,
-        "webLink": f"https://outlook.office365.com/owa/?ItemID={quote(graph_id, safe='')}&exvsurl=1&viewmodel=ReadMessageItem",
+        "webLink": f"{OWA}?ItemID={quote(graph_id, safe='')}&exvsurl=1&viewmodel=ReadMessageItem",
         "inferenceClassification": plan.inference,
         "body": body,
         "sender": (plan.sender or plan.author).recipient(),
@@ -520,13 +523,19 @@ class MailboxWriter:
         self.user = user
         self.me = _from_user(user)
         self.colleagues = [_from_user(c) for c in colleagues if c.get("id") != user.get("id")]
-        self.departments = [c.get("department") or "Bestuursondersteuning" for c in colleagues] or ["Bestuursondersteuning"]
+        self.departments = [c["department"] for c in colleagues if c.get("department")] or ["Bestuursondersteuning"]
         self.domain = self.me.address.partition("@")[2]
 
     # people and words
 
     def colleague(self) -> Person:
         return self.rng.choice(self.colleagues) if self.colleagues else _external(self.rng)
+
+    def two_colleagues(self) -> tuple[Person, Person]:
+        if len(self.colleagues) >= 2:
+            first, second = self.rng.sample(self.colleagues, 2)
+            return first, second
+        return self.colleague(), self.external()
 
     def external(self) -> Person:
         return _external(self.rng)
@@ -544,7 +553,8 @@ class MailboxWriter:
     def moment(self, *, before: datetime | None = None) -> datetime:
         if before is None:
             return _random_moment(self.rng)
-        return _random_moment(self.rng, _EPOCH, max(int((before - _EPOCH).total_seconds()), 3600))
+        # A day of margin: _random_moment moves the hour within the drawn day.
+        return _random_moment(self.rng, _EPOCH, max(int((before - _EPOCH).total_seconds()) - 86400, 3600))
 
     def decorate(self, plan: MessagePlan) -> MessagePlan:
         """Categories and flags on about a fifth of the messages each, as people actually use them."""
@@ -591,7 +601,9 @@ class MailboxWriter:
         )
         return self.decorate(plan)
 
-    def sent(self, *, to: list[Person] | None = None, subject: str | None = None, when: datetime | None = None) -> MessagePlan:
+    def sent(
+        self, *, to: list[Person] | None = None, subject: str | None = None, when: datetime | None = None
+    ) -> MessagePlan:
         rng = self.rng
         to = to or [self.colleague() if rng.random() < 0.7 else self.external()]
         topic = rng.choice(TOPICS)
@@ -688,8 +700,9 @@ def _fill_inbox(b: MailboxBuilder) -> None:
     low.importance = "low"
     b.add("inbox", low)
     # Sent on behalf of: Sender differs from From.
-    delegated = w.received(author=w.colleague(), kind="alternative")
-    delegated.sender = w.colleague()
+    manager, assistant = w.two_colleagues()
+    delegated = w.received(author=manager, kind="alternative")
+    delegated.sender = assistant
     b.add("inbox", delegated)
     for _ in range(rng.randint(3, 5)):
         b.add("inbox", w.received())
@@ -705,10 +718,12 @@ def _thread(b: MailboxBuilder) -> None:
     first.is_read = True
     original = b.add("inbox", first)
     original_id = original.message["internetMessageId"]
-    reply = w.sent(to=[other], subject="RE: " + first.subject, when=first.received + timedelta(hours=rng.randint(1, 20)))
+    assert first.received is not None
+    reply_at = first.received + timedelta(hours=rng.randint(1, 20))
+    reply = w.sent(to=[other], subject="RE: " + first.subject, when=reply_at)
     reply.in_reply_to, reply.references, reply.conversation_id = original_id, [original_id], conversation
     answer_sent = b.add("sentitems", reply).message
-    answer = w.received(author=other, subject="RE: " + first.subject, kind="alternative", when=reply.sent + timedelta(hours=2))
+    answer = w.received(author=other, subject=reply.subject, kind="alternative", when=reply.sent + timedelta(hours=2))
     answer.in_reply_to = answer_sent["internetMessageId"]
     answer.references = [original_id, answer_sent["internetMessageId"]]
     answer.conversation_id, answer.is_read = conversation, False
@@ -719,7 +734,8 @@ def _fill_newsletters(b: MailboxBuilder) -> None:
     w, rng = b.writer, b.rng
     for _ in range(rng.randint(2, 4)):
         sender = Person("Nieuwsbrief Digitale Overheid", f"nieuwsbrief@{rng.choice(EXTERNAL_DOMAINS)}")
-        letter = w.received(author=sender, kind="html", subject=f"Nieuwsbrief {rng.choice(TOPICS)} nr. {rng.randint(1, 40)}")
+        subject = f"Nieuwsbrief {rng.choice(TOPICS)} nr. {rng.randint(1, 40)}"
+        letter = w.received(author=sender, kind="html", subject=subject)
         letter.reply_to = [Person("Redactie", f"redactie@{sender.address.partition('@')[2]}")]
         letter.inference = "other"
         letter.extra_headers = [("List-Unsubscribe", f"<https://{sender.address.partition('@')[2]}/afmelden>")]
@@ -754,7 +770,8 @@ def _fill_rest(b: MailboxBuilder) -> None:
     for _ in range(rng.randint(2, 3)):
         b.add("deleteditems", w.received(read=0.9))
     for _ in range(rng.randint(1, 2)):
-        spam = w.received(author=w.external(), kind="html", subject="Gefeliciteerd! U heeft een prijs gewonnen", read=0.0)
+        spam = w.received(author=w.external(), kind="html", subject="Gefeliciteerd! U heeft een prijs gewonnen",
+                          read=0.0)
         spam.inference, spam.categories, spam.flag = "other", [], {"flagStatus": "notFlagged"}
         b.add("junkemail", spam)
     old_limit = datetime(2025, 12, 31, tzinfo=UTC)
@@ -774,7 +791,8 @@ def _fill_rest(b: MailboxBuilder) -> None:
         b.add(key, tender)
     umlaut = w.received(kind="plain")
     # RFC 2231 encoded, non-ASCII attachment filename.
-    umlaut.attachments.append(Attachment("Notulen überleg.txt", "text", "plain", "Notulen\r\nAanwezig: allen\r\n".encode()))
+    minutes = "Notulen\r\nAanwezig: allen\r\n".encode()
+    umlaut.attachments.append(Attachment("Notulen überleg.txt", "text", "plain", minutes))
     b.add("umlaut", umlaut)
     b.add("umlaut", w.received())
 
@@ -804,7 +822,9 @@ def _split_around_placeholder(spec: MimeSpec) -> tuple[bytes, bytes]:
     return head, tail
 
 
-def build_mailbox(rng: random.Random, user: dict, colleagues: list[dict], *, large_message: bool = False) -> list[MailFolderData]:
+def build_mailbox(
+    rng: random.Random, user: dict, colleagues: list[dict], *, large_message: bool = False
+) -> list[MailFolderData]:
     """All folders of one mailbox, the root (well_known_name "msgfolderroot") first and every parent
     before its children. The root's parentFolderId names a folder outside the list, as in Exchange."""
     builder = MailboxBuilder(rng, user, colleagues)
@@ -819,7 +839,9 @@ def build_mailbox(rng: random.Random, user: dict, colleagues: list[dict], *, lar
     return builder.finish_counts()
 
 
-def make_message(rng: random.Random, user: dict, colleagues: list[dict], folder_id: str, *, when: datetime | None = None) -> MessageData:
+def make_message(
+    rng: random.Random, user: dict, colleagues: list[dict], folder_id: str, *, when: datetime | None = None
+) -> MessageData:
     """A newly arrived, unread message for `folder_id`, e.g. for tests that add mail between two runs.
     `when` is its receivedDateTime (naive means UTC)."""
     if when is not None:
