@@ -19,7 +19,6 @@ import struct
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from migrator.sandbox.names import DEPARTMENTS, DOMAIN, FAMILY, GIVEN, TENANT_ID, TOPICS
 from migrator.sandbox.recurrence import (
@@ -33,7 +32,6 @@ from migrator.sandbox.recurrence import (
     occurrence_starts,
     parse_local,
     to_utc,
-    zone,
 )
 
 UTC = timezone.utc
@@ -804,7 +802,7 @@ def _day_span(first: date, days: int) -> tuple[datetime, timedelta]:
 
 def _default_singles(ctx: _Context, data: CalendarData) -> None:
     rng = ctx.rng
-    for _ in range(7):
+    for _ in range(rng.randint(5, 9)):
         zone_name = _weighted(rng, {HOME_ZONE: 4, "GMT Standard Time": 1, "Pacific Standard Time": 1, "UTC": 1})
         start = _working_time(rng, date(2025, 6, 2), date(2027, 6, 25))
         data.events.append(_single(ctx, _meeting(ctx, start, zone_name)))
@@ -881,8 +879,8 @@ _IANA_TO_WINDOWS = {iana: windows for windows, iana in WINDOWS_TO_IANA.items()}
 
 def _zone_name_of(start: datetime) -> tuple[datetime, str]:
     """(local wall-clock start, Windows zone) for a datetime: naive counts as UTC, as in Graph queries."""
-    if start.tzinfo is None or start.utcoffset() == timedelta(0) and not isinstance(start.tzinfo, ZoneInfo):
-        return start.replace(tzinfo=None) if start.tzinfo is None else start.astimezone(UTC).replace(tzinfo=None), "UTC"
+    if start.tzinfo is None:
+        return start, "UTC"
     key = getattr(start.tzinfo, "key", None)
     if key in _IANA_TO_WINDOWS:
         return start.replace(tzinfo=None), _IANA_TO_WINDOWS[key]
