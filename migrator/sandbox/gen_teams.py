@@ -56,6 +56,8 @@ START_MS = (datetime(2025, 1, 6, 8, 0, tzinfo=timezone.utc) - _UNIX) // timedelt
 
 @dataclass
 class ChatData:
+    """One chat. The same object is listed under each member, so the server can mutate it in one place."""
+
     chat: dict
     members: list[dict]
     messages: list[dict]
@@ -64,6 +66,9 @@ class ChatData:
 
 @dataclass
 class ChannelData:
+    """One channel: root messages, their replies by root id, and the bytes behind inline images keyed by
+    (message id, hostedContent id); for an image in a reply the message id is the reply's."""
+
     channel: dict
     messages: list[dict]
     replies: dict[str, list[dict]]
@@ -74,6 +79,8 @@ class ChannelData:
 
 @dataclass
 class TeamData:
+    """A department's team; `channels` starts with General."""
+
     team: dict
     members: list[dict]
     channels: list[ChannelData]
@@ -357,8 +364,9 @@ SENTENCES = (
 )
 SUBJECTS = ("Vraag over {topic}", "{Topic}", "Planning {topic}", "Besluit nodig: {topic}", "Terugkoppeling {topic}")
 FILES = (
-    "Begroting 2027 – concept v2.xlsx", "Notulen ketenoverleg 12-03.docx", "Beleidsnota informatiebeveiliging (def).pdf",
-    "Überblick Q3.pptx", "Çalışma planı.docx", "Persbericht_concept.docx", "Auditbevindingen #4.xlsx",
+    "Begroting 2027 – concept v2.xlsx", "Notulen ketenoverleg 12-03.docx",
+    "Beleidsnota informatiebeveiliging (def).pdf",
+    "Überblick Q3.pptx", "Çalışma planı.docx", "Persbericht_concept.docx", "Auditbevindingen nr. 4.xlsx",
     "Plattegrond huisvesting.pdf", "Reactie Wob-verzoek — geanonimiseerd.docx",
 )
 CHANNELS = (
@@ -373,7 +381,9 @@ REACTIONS = (
     ("like", "Like"), ("heart", "Heart"), ("laugh", "Laugh"), ("surprised", "Surprised"), ("sad", "Sad"),
     ("👍", "Like"), ("❤️", "Heart"), ("😆", "Laugh"), ("🎉", "Party popper"), ("🙏", "Folded hands"),
 )
-EMOJI = (("1f44d_thumbsup", "👍", "Duim omhoog"), ("1f600_grinningface", "😀", "Lach"), ("2615_hotbeverage", "☕", "Koffie"))
+EMOJI = (
+    ("1f44d_thumbsup", "👍", "Duim omhoog"), ("1f600_grinningface", "😀", "Lach"), ("2615_hotbeverage", "☕", "Koffie"),
+)
 
 
 def _topic(rng: random.Random) -> str:
@@ -560,7 +570,8 @@ def _kind_quote(d: _Draft) -> _Content:
 
 def _kind_code(d: _Draft) -> _Content:
     code = "Get-ChildItem -Path .\\stukken | Where-Object { $_.Length -gt 1MB } # > 1 MB & \"oud\""
-    return _Content(f"<p>Dit script gebruik ik:</p><codeblock class=\"PowerShell\"><code>{_esc(code)}</code></codeblock>")
+    block = f"<codeblock class=\"PowerShell\"><code>{_esc(code)}</code></codeblock>"
+    return _Content(f"<p>Dit script gebruik ik:</p>{block}")
 
 
 def _kind_table(d: _Draft) -> _Content:
@@ -695,7 +706,8 @@ def _aftermath(rng: random.Random, place: _Place, messages: list[dict]) -> list[
             edit_ms = max(created + rng.randint(30_000, 90 * 60_000), int(message["etag"]) + 1)
             message = edit_message(message, _edited_html(rng, message["body"]["content"]), _at(edit_ms))
         if i in deletions:
-            message = delete_message(message, _at(max(created + rng.randint(10_000, _DAY_MS), int(message["etag"]) + 1)))
+            delete_ms = max(created + rng.randint(10_000, _DAY_MS), int(message["etag"]) + 1)
+            message = delete_message(message, _at(delete_ms))
             for key in [k for k in place.hosted if k[0] == message["id"]]:
                 del place.hosted[key]
         result[i] = message
@@ -926,6 +938,8 @@ class _ChannelPlan:
 def _channel(rng: random.Random, team: dict, site: str, plan: _ChannelPlan, channel_id: str, created: int,
              general_events: list[tuple[int, dict]]) -> ChannelData:
     channel = _channel_json(rng, team["id"], plan.name, plan.description, plan.membership, created, channel_id)
+    if plan.membership == "private":
+        site = f"{site}-{_site_name(plan.name)}"  # a private channel's files live in a site of its own
     place = _Place(plan.people, {}, team_id=team["id"], channel_id=channel_id, channel_name=plan.name, site=site)
     roots = [_event(place, place.claim(ms), detail) for ms, detail in general_events]
     ms = created + 3_600_000
@@ -949,10 +963,10 @@ def _channel(rng: random.Random, team: dict, site: str, plan: _ChannelPlan, chan
     return ChannelData(channel, roots, replies, place.hosted)
 
 
-def _channel_plans(rng: random.Random, users: list[dict]) -> list[_ChannelPlan]:
+def _channel_plans(rng: random.Random, users: list[dict], description: str) -> list[_ChannelPlan]:
     """General plus two or three more; the last is private when the team is big enough for a private circle."""
     extra = rng.sample(CHANNELS, rng.randint(2, 3))
-    plans = [_ChannelPlan("General", None, "standard", users, rng.randint(8, 12),
+    plans = [_ChannelPlan("General", description, "standard", users, rng.randint(8, 12),
                           ["mention2", "image", "file", "code", "table", "rich"])]
     for index, (name, description) in enumerate(extra):
         plans.append(_ChannelPlan(name, description, "standard", users, rng.randint(6, 12),
@@ -1001,7 +1015,7 @@ def build_team(rng: random.Random, department: str, users: list[dict]) -> TeamDa
     owners = users[:2] if len(users) > 2 else users[:1]
     roles = {u["id"]: ["owner"] if u in owners else [] for u in users}
     members = [_member(general_id, u, roles[u["id"]]) for u in users]
-    plans = _channel_plans(rng, users)
+    plans = _channel_plans(rng, users, description)
     ids = [general_id] + [_thread_id(rng, "thread.tacv2") for _ in plans[1:]]
     opened = [created] + sorted(created + rng.randint(3_600_000, 10 * _DAY_MS) for _ in plans[1:])
     owner = users[0]
