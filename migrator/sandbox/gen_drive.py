@@ -256,7 +256,9 @@ def _new_item(
     data.items[item_id] = item
     _set_tags(data, item_id)
     data._children[parent_id].append(item_id)
-    data.items[parent_id]["folder"]["childCount"] += 1
+    parent = data.items[parent_id]
+    # Replaced, not changed in place: item_json's shallow copies that were already served share it.
+    parent["folder"] = {**parent["folder"], "childCount": parent["folder"]["childCount"] + 1}
     data.permissions[item_id] = [_inherit(data, p, parent_id) for p in data.permissions[parent_id]]
     return item
 
@@ -710,6 +712,5 @@ def make_file(rng: Random, drive: DriveData, parent_id: str, name: str, content:
         ancestor = drive.items[ancestor]["parentReference"].get("id")
     quota = drive.drive.get("quota")
     if quota:
-        quota["used"] += len(content)
-        quota["remaining"] -= len(content)
+        drive.drive["quota"] = {**quota, "used": quota["used"] + len(content), "remaining": quota["remaining"] - len(content)}
     return drive.item_json(item_id)

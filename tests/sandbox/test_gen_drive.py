@@ -342,6 +342,7 @@ def test_make_file_updates_the_tree():
     before_count, before_size = folder["folder"]["childCount"], folder["size"]
     before_root, before_etag = data.items[data.root_id]["size"], folder["eTag"]
     latest = max(item["lastModifiedDateTime"] for item in data.items.values())
+    served_before = data.item_json(folder["id"])
     content = "Nieuw bestand ✓\n".encode()
 
     served = make_file(random.Random(1), data, folder["id"], "Nieuw bestand.txt", content)
@@ -349,7 +350,9 @@ def test_make_file_updates_the_tree():
     assert served["file"]["hashes"]["quickXorHash"] == quick_xor_hash([content])
     assert served["size"] == len(content) and served["createdDateTime"] > latest
     assert served["parentReference"]["id"] == folder["id"]
+    folder = data.items[folder["id"]]
     assert folder["folder"]["childCount"] == before_count + 1 and folder["size"] == before_size + len(content)
+    assert served_before["folder"]["childCount"] == before_count  # what was served earlier stays as it was
     assert data.items[data.root_id]["size"] == before_root + len(content) and folder["eTag"] != before_etag
     assert data.drive["quota"]["used"] == data.items[data.root_id]["size"]
     assert any("inheritedFrom" in p for p in data.permissions[served["id"]])  # the folder is shared
