@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from migrator.sandbox.content import Blob, BytesBlob, ConcatBlob, RandomBlob
-from migrator.sandbox.names import DOMAIN, TENANT_ID, TOPICS, guid, person
+from migrator.sandbox.names import DOMAIN, TOPICS, guid, person
 from migrator.sandbox.quickxor import quick_xor_hash
 
 TENANT_NAME = DOMAIN.split(".")[0].replace("-", "")
@@ -346,7 +346,8 @@ def _link_permission(rng: Random, data: DriveData, item_id: str, link_type: str)
     item = data.items[item_id]
     kind = "f" if "folder" in item else LINK_KINDS.get(_ext(item["name"]), "u")
     token = "E" + base64.urlsafe_b64encode(rng.randbytes(33)).decode()
-    url = f"https://{layout.link_base.split('/', 1)[0]}/:{kind}:/{layout.link_base.split('/', 1)[1]}/{token}"
+    host, _, site_path = layout.link_base.partition("/")
+    url = f"https://{host}/:{kind}:/{site_path}/{token}"
     share_id = "u!" + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
     return {
         "id": guid(rng),
