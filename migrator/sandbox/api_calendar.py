@@ -4,12 +4,17 @@ window, calendarView, and calendarView delta whose window lives in its links."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from migrator.sandbox.auth import require
-from migrator.sandbox.gen_calendar import CalendarData, build_calendars, calendar_view, instances, make_event
+from migrator.sandbox.gen_calendar import (
+    ZONES, CalendarData, build_calendars, calendar_view, cancel_occurrence, find_event, instances, listed_events, make_event, with_time_zone,
+)
 from migrator.sandbox.http import GraphError, Request, Response
 from migrator.sandbox.odata import collection, select
 from migrator.sandbox.store import Collection
@@ -24,7 +29,6 @@ PAGE = 10
 @dataclass
 class Calendars:
     data: list[CalendarData]
-    events: dict[str, Collection]  # calendar id -> stored events as served
     views: dict[tuple[str, str, str], Collection] = field(default_factory=dict)  # (calendar, start, end) -> view state for delta
 
     @property
@@ -41,7 +45,7 @@ class Calendars:
 
     def event(self, event_id: str) -> tuple[CalendarData, dict[str, Any]]:
         for cal in self.data:
-            found = self.events[cal.calendar["id"]].get(event_id)
+            found = find_event(cal, event_id)
             if found is not None:
                 return cal, found
         raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
@@ -51,40 +55,38 @@ class Calendars:
     def add(self, rng, user: dict, colleagues: list[dict], start: dt.datetime) -> dict[str, Any]:
         event = make_event(rng, user, colleagues, start=start)
         self.default.events.append(event)
-        self.events[self.default.calendar["id"]].upsert(event)
         return event
 
     def update(self, event_id: str, **changes: Any) -> dict[str, Any]:
-        cal, event = self.event(event_id)
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
-        updated = {**event, **changes, "changeKey": secrets.token_urlsafe(12), "lastModifiedDateTime": now}
-        cal.events[:] = [updated if e["id"] == event_id else e for e in cal.events]
-        self.events[cal.calendar["id"]].upsert(updated)
-        return updated
-
-    def cancel_occurrence(self, master_id: str, original_start: str) -> None:
-        cal, _ = self.event(master_id)
-        cal.cancelled.setdefault(master_id, []).append(original_start)
+        _, event = self.event(event_id)
+        event.update(changes, changeKey=secrets.token_urlsafe(12), lastModifiedDateTime=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z"))
+        event["@odata.etag"] = f'W/"{event["changeKey"]}"'
+        return event
 
     def delete(self, event_id: str) -> None:
-        cal, _ = self.event(event_id)
+        cal, event = self.event(event_id)
+        if event.get("type") in ("occurrence", "exception"):
+            cancel_occurrence(cal, event_id)
+            return
         cal.events[:] = [e for e in cal.events if e["id"] != event_id and e.get("seriesMasterId") != event_id]
-        self.events[cal.calendar["id"]].remove(event_id)
 
 
 def calendars(tenant: Tenant, user_key: str) -> Calendars:
     user = tenant.user(user_key)
+    return tenant.lazy(("calendar", user["id"]), lambda: Calendars(build_calendars(tenant.rng("calendar", user["id"]), user, tenant.colleagues(user))))
 
-    def build() -> Calendars:
-        data = build_calendars(tenant.rng("calendar", user["id"]), user, tenant.colleagues(user))
-        stores = {}
-        for cal in data:
-            store = Collection(tenant.clock)
-            store.load(cal.events)
-            stores[cal.calendar["id"]] = store
-        return Calendars(data, stores)
 
-    return tenant.lazy(("calendar", user["id"]), build)
+def _zone(request: Request) -> Callable[[dict], dict]:
+    """Graph answers in UTC unless `Prefer: outlook.timezone="..."` names another zone."""
+    found = re.search(r'outlook\.timezone="([^"]+)"', request.header("prefer"))
+    name = found.group(1) if found else "UTC"
+    if name in ZONES:
+        return lambda event: with_time_zone(event, name)
+    try:
+        tz = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return lambda event: with_time_zone(event, "UTC")
+    return lambda event: with_time_zone(event, name, tz=tz)
 
 
 def _window(request: Request) -> tuple[dt.datetime, dt.datetime]:
@@ -123,28 +125,30 @@ def register(app: GraphApp, tenant: Tenant) -> None:
         cal = guarded(request).calendar(request.params.get("calendar"))
         return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{ctx(request, 'calendars/$entity')}", **select(cal.calendar, request)})
 
+    def shape(request: Request) -> Callable[[dict], dict]:
+        zoned = _zone(request)
+        return lambda event: select(zoned(event), request)
+
     def list_events(request: Request) -> Response:
-        cals = guarded(request)
-        cal = cals.calendar(request.params.get("calendar"))
-        stored = [e for e in cals.events[cal.calendar["id"]].current() if e.get("type") in ("singleInstance", "seriesMaster")]
-        return collection(request, stored, ctx(request, "events"), PAGE, shape=lambda e: select(e, request))
+        cal = guarded(request).calendar(request.params.get("calendar"))
+        return collection(request, listed_events(cal), ctx(request, "events"), PAGE, shape=shape(request))
 
     def get_event(request: Request) -> Response:
         _, event = guarded(request).event(request.params["event"])
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{ctx(request, 'events/$entity')}", **select(event, request)})
+        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{ctx(request, 'events/$entity')}", **shape(request)(event)})
 
     def list_instances(request: Request) -> Response:
         cals = guarded(request)
         cal, master = cals.event(request.params["event"])
         start, end = _window(request)
         found = instances(cal, master, start, end) if master.get("type") == "seriesMaster" else []
-        return collection(request, found, ctx(request, f"events('{master['id']}')/instances"), PAGE, shape=lambda e: select(e, request))
+        return collection(request, found, ctx(request, f"events('{master['id']}')/instances"), PAGE, shape=shape(request))
 
     def view(request: Request) -> Response:
         cals = guarded(request)
         start, end = _window(request)
         found = calendar_view(cals.calendar(request.params.get("calendar")), start, end)
-        return collection(request, found, ctx(request, "calendarView"), PAGE, shape=lambda e: select(e, request))
+        return collection(request, found, ctx(request, "calendarView"), PAGE, shape=shape(request))
 
     def view_delta(request: Request) -> Response:
         cals = guarded(request)
@@ -160,7 +164,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
             _sync(state, expected)
         window = {"startDateTime": request.query["startDateTime"], "endDateTime": request.query["endDateTime"]}
         return tenant.delta.respond(request, f"calendarView/{request.params['user']}/{key}", state, ctx(request, "calendarView/delta"),
-                                    PAGE, lambda e: select(e, request), _removed, extra_query=window)
+                                    PAGE, shape(request), _removed, extra_query=window)
 
     app.route("GET", "/users/{user}/calendars", list_calendars)
     app.route("GET", "/users/{user}/calendar", get_calendar)

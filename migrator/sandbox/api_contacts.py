@@ -87,11 +87,14 @@ def register(app: GraphApp, tenant: Tenant) -> None:
 
     def list_folders(request: Request) -> Response:
         book = guarded(request)
-        parent = request.params.get("folder")
-        if parent is not None:
-            book.folder(parent)
-        folders = [f for f in book.folders.current() if (f.get("parentFolderId") == parent if parent else f["id"] == book.default_folder or f.get("parentFolderId") not in book.contacts)]
+        # Without a folder, Graph lists the folders inside the default Contacts folder.
+        parent = book.folder(request.params["folder"])["id"] if "folder" in request.params else book.default_folder
+        folders = [f for f in book.folders.current() if f.get("parentFolderId") == parent]
         return collection(request, folders, ctx(request, "contactFolders"), PAGE, shape=lambda f: select(f, request))
+
+    def get_folder(request: Request) -> Response:
+        folder = guarded(request).folder(request.params["folder"])
+        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{ctx(request, 'contactFolders/$entity')}", **select(folder, request)})
 
     def list_contacts(request: Request) -> Response:
         book = guarded(request)
@@ -123,6 +126,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
         return Response(200, photo, {"Content-Type": kind})
 
     app.route("GET", "/users/{user}/contactFolders", list_folders)
+    app.route("GET", "/users/{user}/contactFolders/{folder}", get_folder)
     app.route("GET", "/users/{user}/contactFolders/{folder}/childFolders", list_folders)
     app.route("GET", "/users/{user}/contactFolders/{folder}/contacts", list_contacts)
     app.route("GET", "/users/{user}/contactFolders/{folder}/contacts/delta", contact_delta)

@@ -149,12 +149,12 @@ def register(app: GraphApp, tenant: Tenant) -> None:
     def chat_messages(request: Request) -> Response:
         chat = chat_of(request)
         messages = _ordered(chat.thread.messages.current(), request)
-        return collection(request, messages, f"chats('{chat.data.chat['id']}')/messages", MESSAGE_PAGE, MESSAGE_MAX, shape=lambda m: select(m, request))
+        return collection(request, messages, f"chats('{chat.data.chat['id']}')/messages", MESSAGE_PAGE, MESSAGE_MAX, shape=message_shape(request))
 
     def chat_message(request: Request) -> Response:
         chat = chat_of(request)
         message = chat.thread.message(request.params["message"])
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#chats('{chat.data.chat['id']}')/messages/$entity", **select(message, request)})
+        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#chats('{chat.data.chat['id']}')/messages/$entity", **message_shape(request)(message)})
 
     def hosted_list(request: Request) -> Response:
         thread = chat_of(request).thread if "chat" in request.params else channel_of(request)[1]
@@ -201,12 +201,12 @@ def register(app: GraphApp, tenant: Tenant) -> None:
         expand = "replies" in request.query.get("$expand", "")
         context = f"teams('{request.params['team']}')/channels('{channel['id']}')/messages"
         return collection(request, _ordered(thread.messages.current(), request), context, MESSAGE_PAGE, MESSAGE_MAX,
-                          shape=lambda m: _with_replies(request, thread, m, context, tenant.replies_expand_limit) if expand else select(m, request))
+                          shape=lambda m: _with_replies(request, thread, m, context, tenant.replies_expand_limit) if expand else message_shape(request)(m))
 
     def channel_message(request: Request) -> Response:
         channel, thread = channel_of(request)
         message = thread.message(request.params["message"])
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#teams/channels/messages/$entity", **select(message, request)})
+        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#teams/channels/messages/$entity", **message_shape(request)(message)})
 
     def replies(request: Request) -> Response:
         channel, thread = channel_of(request)
@@ -214,12 +214,27 @@ def register(app: GraphApp, tenant: Tenant) -> None:
         found = thread.replies.get(request.params["message"])
         entries = _ordered(found.current() if found else [], request)
         return collection(request, entries, f"teams/channels/messages('{request.params['message']}')/replies", MESSAGE_PAGE, MESSAGE_MAX,
-                          shape=lambda m: select(m, request))
+                          shape=message_shape(request))
+
+    def reply(request: Request) -> Response:
+        _, thread = channel_of(request)
+        found = thread.replies.get(request.params["message"])
+        entry = found.get(request.params["reply"]) if found else None
+        if entry is None:
+            raise GraphError(404, "NotFound", "Message not found.")
+        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#teams/channels/messages/replies/$entity", **message_shape(request)(entry)})
+
+    def reply_hosted_value(request: Request) -> Response:
+        _, thread = channel_of(request)
+        blob = thread.hosted.get((request.params["reply"], request.params["hosted"]))
+        if blob is None:
+            raise GraphError(404, "NotFound", "Hosted content not found.")
+        return Response(200, blob.chunks(), {"Content-Type": "image/png"}, length=blob.size)
 
     def channel_delta(request: Request) -> Response:
         channel, thread = channel_of(request)
         return tenant.delta.respond(request, f"channel/{channel['id']}", thread.messages, "chatMessages/delta", MESSAGE_PAGE,
-                                    lambda m: select(m, request),
+                                    message_shape(request),
                                     lambda mid: {"@odata.type": "#microsoft.graph.chatMessage", "id": mid, "@removed": {"reason": "deleted"}})
 
     teams_reads = {"mailbox": False, "teams_messages": True}
@@ -241,8 +256,23 @@ def register(app: GraphApp, tenant: Tenant) -> None:
     app.route("GET", "/teams/{team}/channels/{channel}/messages", channel_messages, **teams_reads)
     app.route("GET", "/teams/{team}/channels/{channel}/messages/{message}", channel_message, **teams_reads)
     app.route("GET", "/teams/{team}/channels/{channel}/messages/{message}/replies", replies, **teams_reads)
+    app.route("GET", "/teams/{team}/channels/{channel}/messages/{message}/replies/{reply}", reply, **teams_reads)
+    app.route("GET", "/teams/{team}/channels/{channel}/messages/{message}/replies/{reply}/hostedContents/{hosted}/$value", reply_hosted_value, **teams_reads)
     app.route("GET", "/teams/{team}/channels/{channel}/messages/{message}/hostedContents", hosted_list, **teams_reads)
     app.route("GET", "/teams/{team}/channels/{channel}/messages/{message}/hostedContents/{hosted}/$value", hosted_value, **teams_reads)
+
+
+def message_shape(request: Request):
+    """Graph shows system messages as `unknownFutureValue` unless the caller opts in to newer enum members."""
+    opted_in = "include-unknown-enum-members" in request.header("prefer")
+
+    def shape(message: dict) -> dict:
+        body = select(message, request)
+        if body.get("messageType") == "systemEventMessage" and not opted_in:
+            body = {**body, "messageType": "unknownFutureValue"}
+        return body
+
+    return shape
 
 
 def _ordered(messages: list[dict], request: Request) -> list[dict]:
@@ -259,7 +289,8 @@ def _ordered(messages: list[dict], request: Request) -> list[dict]:
 def _with_replies(request: Request, thread: Thread, message: dict, context: str, limit: int) -> dict:
     found = thread.replies.get(message["id"])
     entries = sorted(found.current() if found else [], key=lambda m: m.get("createdDateTime") or "", reverse=True)
-    body = {**select(message, request), "replies": entries[:limit]}
+    shape = message_shape(request)
+    body = {**shape(message), "replies": [shape(r) for r in entries[:limit]]}
     if len(entries) > limit:
         body["replies@odata.nextLink"] = f"{request.base_url}/v1.0/{context}/{message['id']}/replies?$top={min(limit, MESSAGE_MAX)}&$skip={limit}"
     return body

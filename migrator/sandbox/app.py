@@ -104,6 +104,10 @@ class Sandbox:
     def ca_file(self) -> str:
         return str(self.tls.ca_cert)
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts exactly the sandbox's CA."""
+        return ssl.create_default_context(cafile=self.ca_file)
+
     def start(self) -> Sandbox:
         self._thread.start()
         return self

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class GraphError(Exception):
@@ -89,8 +89,11 @@ class Router:
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         """`pattern` uses {name} for one path segment and {name:path} for the rest of the path."""
-        regex = re.sub(r"{(\w+):path}", r"(?P<\1>.+)", pattern)
-        regex = re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", regex)
+        pieces = re.split(r"({\w+(?::path)?})", pattern)
+        regex = "".join(
+            (f"(?P<{p[1:-1].split(':')[0]}>.+)" if p.endswith(":path}") else f"(?P<{p[1:-1]}>[^/]+)") if p.startswith("{") else re.escape(p)
+            for p in pieces
+        )
         self._routes.append((method, re.compile(f"^{regex}$"), handler))
 
     def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
@@ -99,7 +102,7 @@ class Router:
             found = regex.match(path)
             if found:
                 if route_method == method:
-                    return handler, found.groupdict()
+                    return handler, {k: unquote(v) for k, v in found.groupdict().items()}
                 allowed = True
         if allowed:
             raise GraphError(405, "Request_BadRequest", f"The HTTP method '{method}' is not allowed on this resource.")

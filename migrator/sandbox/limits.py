@@ -44,6 +44,7 @@ class Limiter:
         self._mailbox_log: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._teams_log: dict[str, deque[float]] = defaultdict(deque)
         self.peak_in_flight: dict[tuple[str, str], int] = defaultdict(int)
+        self.latency = 0.0  # seconds each admitted mailbox request takes, as a real server's would
         self.throttled: dict[str, int] = defaultdict(int)
 
     def _throttled(self, rule: str, message: str) -> GraphError:
@@ -68,6 +69,8 @@ class Limiter:
             self._in_flight[key] += 1
             self.peak_in_flight[key] = max(self.peak_in_flight[key], self._in_flight[key])
         try:
+            if self.latency:
+                time.sleep(self.latency)
             yield
         finally:
             with self._lock:

@@ -14,6 +14,7 @@ from migrator.sandbox.http import GraphError, Request, Response
 from migrator.sandbox.store import Collection
 
 MAX_PAGE = 999
+FULL_LISTING = -1  # a delta without a token lists everything that exists
 
 
 def select(entity: dict[str, Any], request: Request, default: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -92,7 +93,7 @@ class DeltaTokens:
             size = state["n"] if skip_token else page_size(request, default_page)
             since, until, offset = (state["s"], state["u"], state["o"]) if skip_token else (state["u"], store.clock.now, 0)
         else:
-            size, since, until, offset = page_size(request, default_page), 0, store.clock.now, 0
+            size, since, until, offset = page_size(request, default_page), FULL_LISTING, store.clock.now, 0
         changes = store.changes(since, until)
         page = changes[offset : offset + size]
         value = [shape(c.entity) if c.entity is not None else removed(c.id) for c in page]

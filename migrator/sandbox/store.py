@@ -67,10 +67,11 @@ class Collection:
             return [e.entity for e in self._entries.values() if e.entity is not None]
 
     def changes(self, since: int, until: int) -> list[Change]:
-        """What changed after `since` up to and including `until`; removals only of entities that existed at `since`."""
+        """What changed after `since` up to and including `until`; a negative `since` asks for a full
+        listing: every entity that exists, no removals."""
         with self._lock:
             entries = list(self._entries.values())
-        if since == 0:
+        if since < 0:
             return [e for e in entries if e.entity is not None and e.version <= until]
         return sorted((e for e in entries if since < e.version <= until), key=lambda e: e.version)
 

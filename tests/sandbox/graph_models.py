@@ -12,6 +12,9 @@ from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactor
 
 # Annotations Graph itself puts on objects; the models keep them in additional_data.
 ALLOWED_EXTRA = ("@odata.", "@removed", "@microsoft.graph.", "replies@odata.")
+# Properties Graph documents and returns that the SDK's model lacks (checked against the v1.0 docs'
+# own response examples): model class name -> property names.
+DOCUMENTED_EXTRA = {"TeamworkUserIdentity": {"tenantId"}}
 
 
 def parse(model: type[Parsable], payload: dict[str, Any]) -> Any:
@@ -29,7 +32,7 @@ def unknown_fields(obj: Any, path: str = "$") -> list[str]:
     if not hasattr(obj, "additional_data") or isinstance(obj, enum.Enum):
         return found
     for key in obj.additional_data or {}:
-        if not key.startswith(ALLOWED_EXTRA):
+        if not key.startswith(ALLOWED_EXTRA) and key not in DOCUMENTED_EXTRA.get(type(obj).__name__, ()):
             found.append(f"{path}.{key}")
     for name, value in vars(obj).items():
         if name in ("additional_data", "backing_store") or value is None:
