@@ -49,7 +49,8 @@ class AddressBook:
     def update(self, contact_id: str, **changes: Any) -> dict[str, Any]:
         folder_id, contact = self.contact(contact_id)
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        updated = {**contact, **changes, "changeKey": secrets.token_urlsafe(12), "lastModifiedDateTime": now}
+        change_key = secrets.token_urlsafe(12)
+        updated = {**contact, **changes, "changeKey": change_key, "@odata.etag": f'W/"{change_key}"', "lastModifiedDateTime": now}
         self.contacts[folder_id].upsert(updated)
         return updated
 

@@ -67,7 +67,10 @@ class Drive:
     def add_file(self, rng, parent_id: str, name: str, content: bytes) -> dict[str, Any]:
         item = make_file(rng, self.data, self.item(parent_id)["id"], name, content)
         self.items.upsert(self.data.item_json(item["id"]))
-        self._touch_parent(item)
+        ancestor = item["parentReference"].get("id")
+        while ancestor:  # the generator updated childCount, sizes and tags up the tree
+            self.items.upsert(dict(self.data.items[ancestor]))
+            ancestor = self.data.items[ancestor].get("parentReference", {}).get("id")
         return self.items.get(item["id"])
 
     def replace_content(self, item_id: str, content: bytes) -> dict[str, Any]:
@@ -87,12 +90,6 @@ class Drive:
             self.delete(child["id"])
         self.items.remove(item["id"])
 
-    def _touch_parent(self, item: dict[str, Any]) -> None:
-        parent = dict(self.item(item["parentReference"]["id"]))
-        if "folder" in parent:
-            parent["folder"] = {**parent["folder"], "childCount": len(self.children(parent["id"]))}
-            self.items.upsert(parent)
-
 
 def _sign(drive_id: str, item_id: str, expires: int) -> str:
     return hmac.new(_SIGNING_KEY, f"{drive_id}/{item_id}/{expires}".encode(), hashlib.sha256).hexdigest()[:32]
@@ -101,14 +98,18 @@ def _sign(drive_id: str, item_id: str, expires: int) -> str:
 def _with_download_url(request: Request, drive: Drive, item: dict[str, Any]) -> dict[str, Any]:
     if "file" not in item:
         return item
+    if item["id"] in drive.data.items and not item["file"].get("hashes", {}).get("quickXorHash"):
+        drive.data.item_json(item["id"])  # computes the hash once, into the shared `hashes`
     expires = int(time.time()) + DOWNLOAD_LIFETIME
     url = f"{request.base_url}/download/{drive.id}/{item['id']}?e={expires}&s={_sign(drive.id, item['id'], expires)}"
     return {"@microsoft.graph.downloadUrl": url, **item}
 
 
 def _load(tenant: Tenant, data: DriveData) -> Drive:
+    """Shallow copies share their `hashes` with the generator's items, so a quickXorHash computed
+    when an item is first served (see `Drive.served`) shows in both; nothing is hashed up front."""
     items = Collection(tenant.clock)
-    items.load([data.item_json(i) for i in data.items])
+    items.load([dict(item) for item in data.items.values()])
     return Drive(data, items)
 
 

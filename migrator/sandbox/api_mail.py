@@ -59,7 +59,8 @@ class Mailbox:
         return data.message
 
     def update(self, message_id: str, **changes: Any) -> dict[str, Any]:
-        message = {**self.message(message_id), **changes, "changeKey": secrets.token_urlsafe(12)}
+        change_key = secrets.token_urlsafe(12)
+        message = {**self.message(message_id), **changes, "changeKey": change_key, "@odata.etag": f'W/"{change_key}"'}
         message["lastModifiedDateTime"] = _now()
         self.messages[self.located[message_id]].upsert(message)
         self._recount(self.located[message_id])
@@ -122,6 +123,14 @@ def mailbox(tenant: Tenant, user_key: str) -> Mailbox:
     return tenant.lazy(("mail", user["id"]), build)
 
 
+def _message_shape(request: Request):
+    def shape(message: dict) -> dict:
+        body = select(message, request)
+        return {"@odata.etag": f'W/"{message["changeKey"]}"', **body} if message.get("changeKey") else body
+
+    return shape
+
+
 def _removed(kind: str) -> Any:
     return lambda entity_id: {"@odata.type": f"#microsoft.graph.{kind}", "id": entity_id, "@removed": {"reason": "deleted"}}
 
@@ -158,18 +167,18 @@ def register(app: GraphApp, tenant: Tenant) -> None:
         else:
             messages = [m for store in box.messages.values() for m in store.current()]
         messages = sorted(messages, key=lambda m: m.get("receivedDateTime") or "", reverse=True)
-        return collection(request, messages, ctx(request, "messages"), MESSAGE_PAGE, shape=lambda m: select(m, request))
+        return collection(request, messages, ctx(request, "messages"), MESSAGE_PAGE, shape=_message_shape(request))
 
     def message_delta(request: Request) -> Response:
         box = guarded(request)
         folder_id = box.folder(request.params["folder"])["id"]
         return tenant.delta.respond(request, f"messages/{box.user['id']}/{folder_id}", box.messages[folder_id],
                                     ctx(request, f"mailFolders('{folder_id}')/messages/delta"), MESSAGE_PAGE,
-                                    lambda m: select(m, request), _removed("message"))
+                                    _message_shape(request), _removed("message"))
 
     def get_message(request: Request) -> Response:
         message = guarded(request).message(request.params["message"])
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{ctx(request, 'messages/$entity')}", **select(message, request)})
+        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{ctx(request, 'messages/$entity')}", **_message_shape(request)(message)})
 
     def message_value(request: Request) -> Response:
         box = guarded(request)
