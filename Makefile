@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/migrator demo --workdir demo
 
 test: $(STAMP) debs
+	$(BIN)/ruff check --quiet --select F,E9 migrator connectors mappings state tests bench
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from migrator.copier import Copier
 from state.ledger import Ledger
 from state.models import ItemState
 from tests.helpers import CrashAfter, SimulatedCrash, is_crash, memory_config, run_job, sinks_for, small_source

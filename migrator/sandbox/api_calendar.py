@@ -16,7 +16,7 @@ from migrator.sandbox.gen_calendar import (
     ZONES, CalendarData, build_calendars, calendar_view, cancel_occurrence, find_event, instances, listed_events, make_event, with_time_zone,
 )
 from migrator.sandbox.http import GraphError, Request, Response
-from migrator.sandbox.odata import collection, select
+from migrator.sandbox.odata import collection, entity, removed, select, user_context
 from migrator.sandbox.store import Collection
 
 if TYPE_CHECKING:
@@ -105,25 +105,18 @@ def _utc(text: str) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def _removed(event_id: str) -> dict[str, Any]:
-    return {"@odata.type": "#microsoft.graph.event", "id": event_id, "@removed": {"reason": "deleted"}}
-
-
 def register(app: GraphApp, tenant: Tenant) -> None:
     def guarded(request: Request) -> Calendars:
         require(request.principal, "Calendars.Read", "Calendars.ReadBasic", "Calendars.ReadWrite")
         return calendars(tenant, request.params["user"])
 
-    def ctx(request: Request, tail: str) -> str:
-        return f"users('{request.params['user']}')/{tail}"
-
     def list_calendars(request: Request) -> Response:
         cals = guarded(request)
-        return collection(request, [c.calendar for c in cals.data], ctx(request, "calendars"), PAGE, shape=lambda c: select(c, request))
+        return collection(request, [c.calendar for c in cals.data], user_context(request, "calendars"), PAGE, shape=lambda c: select(c, request))
 
     def get_calendar(request: Request) -> Response:
         cal = guarded(request).calendar(request.params.get("calendar"))
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{ctx(request, 'calendars/$entity')}", **select(cal.calendar, request)})
+        return entity(request, user_context(request, "calendars/$entity"), select(cal.calendar, request))
 
     def shape(request: Request) -> Callable[[dict], dict]:
         zoned = _zone(request)
@@ -131,24 +124,24 @@ def register(app: GraphApp, tenant: Tenant) -> None:
 
     def list_events(request: Request) -> Response:
         cal = guarded(request).calendar(request.params.get("calendar"))
-        return collection(request, listed_events(cal), ctx(request, "events"), PAGE, shape=shape(request))
+        return collection(request, listed_events(cal), user_context(request, "events"), PAGE, shape=shape(request))
 
     def get_event(request: Request) -> Response:
         _, event = guarded(request).event(request.params["event"])
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{ctx(request, 'events/$entity')}", **shape(request)(event)})
+        return entity(request, user_context(request, "events/$entity"), shape(request)(event))
 
     def list_instances(request: Request) -> Response:
         cals = guarded(request)
         cal, master = cals.event(request.params["event"])
         start, end = _window(request)
         found = instances(cal, master, start, end) if master.get("type") == "seriesMaster" else []
-        return collection(request, found, ctx(request, f"events('{master['id']}')/instances"), PAGE, shape=shape(request))
+        return collection(request, found, user_context(request, f"events('{master['id']}')/instances"), PAGE, shape=shape(request))
 
     def view(request: Request) -> Response:
         cals = guarded(request)
         start, end = _window(request)
         found = calendar_view(cals.calendar(request.params.get("calendar")), start, end)
-        return collection(request, found, ctx(request, "calendarView"), PAGE, shape=shape(request))
+        return collection(request, found, user_context(request, "calendarView"), PAGE, shape=shape(request))
 
     def view_delta(request: Request) -> Response:
         cals = guarded(request)
@@ -163,8 +156,8 @@ def register(app: GraphApp, tenant: Tenant) -> None:
         else:
             _sync(state, expected)
         window = {"startDateTime": request.query["startDateTime"], "endDateTime": request.query["endDateTime"]}
-        return tenant.delta.respond(request, f"calendarView/{request.params['user']}/{key}", state, ctx(request, "calendarView/delta"),
-                                    PAGE, shape(request), _removed, extra_query=window)
+        return tenant.delta.respond(request, f"calendarView/{request.params['user']}/{key}", state, user_context(request, "calendarView/delta"),
+                                    PAGE, shape(request), removed("event"), extra_query=window)
 
     app.route("GET", "/users/{user}/calendars", list_calendars)
     app.route("GET", "/users/{user}/calendar", get_calendar)

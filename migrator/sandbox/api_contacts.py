@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from migrator.sandbox.auth import require
 from migrator.sandbox.gen_contacts import build_contacts, make_contact
 from migrator.sandbox.http import GraphError, Request, Response
-from migrator.sandbox.odata import collection, select
+from migrator.sandbox.odata import collection, entity, removed, select, user_context
 from migrator.sandbox.store import Collection
 
 if TYPE_CHECKING:
@@ -83,19 +83,16 @@ def register(app: GraphApp, tenant: Tenant) -> None:
         require(request.principal, "Contacts.Read", "Contacts.ReadWrite")
         return address_book(tenant, request.params["user"])
 
-    def ctx(request: Request, tail: str) -> str:
-        return f"users('{request.params['user']}')/{tail}"
-
     def list_folders(request: Request) -> Response:
         book = guarded(request)
         # Without a folder, Graph lists the folders inside the default Contacts folder.
         parent = book.folder(request.params["folder"])["id"] if "folder" in request.params else book.default_folder
         folders = [f for f in book.folders.current() if f.get("parentFolderId") == parent]
-        return collection(request, folders, ctx(request, "contactFolders"), PAGE, shape=lambda f: select(f, request))
+        return collection(request, folders, user_context(request, "contactFolders"), PAGE, shape=lambda f: select(f, request))
 
     def get_folder(request: Request) -> Response:
         folder = guarded(request).folder(request.params["folder"])
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{ctx(request, 'contactFolders/$entity')}", **select(folder, request)})
+        return entity(request, user_context(request, "contactFolders/$entity"), select(folder, request))
 
     def list_contacts(request: Request) -> Response:
         book = guarded(request)
@@ -103,19 +100,19 @@ def register(app: GraphApp, tenant: Tenant) -> None:
             contacts = book.contacts[book.folder(request.params["folder"])["id"]].current()
         else:
             contacts = book.contacts[book.default_folder].current()
-        return collection(request, contacts, ctx(request, "contacts"), PAGE, shape=lambda c: select(c, request))
+        return collection(request, contacts, user_context(request, "contacts"), PAGE, shape=lambda c: select(c, request))
 
     def contact_delta(request: Request) -> Response:
         book = guarded(request)
         folder_id = book.folder(request.params["folder"])["id"]
         return tenant.delta.respond(
-            request, f"contacts/{request.params['user']}/{folder_id}", book.contacts[folder_id], ctx(request, "contacts/delta"), PAGE,
-            lambda c: select(c, request), lambda cid: {"@odata.type": "#microsoft.graph.contact", "id": cid, "@removed": {"reason": "deleted"}},
+            request, f"contacts/{request.params['user']}/{folder_id}", book.contacts[folder_id], user_context(request, "contacts/delta"), PAGE,
+            lambda c: select(c, request), removed("contact"),
         )
 
     def get_contact(request: Request) -> Response:
         _, contact = guarded(request).contact(request.params["contact"])
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{ctx(request, 'contacts/$entity')}", **select(contact, request)})
+        return entity(request, user_context(request, "contacts/$entity"), select(contact, request))
 
     def photo_value(request: Request) -> Response:
         book = guarded(request)

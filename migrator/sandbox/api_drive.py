@@ -17,7 +17,7 @@ from migrator.sandbox.auth import require
 from migrator.sandbox.content import Blob, BytesBlob
 from migrator.sandbox.gen_drive import DriveData, build_library, build_onedrive, make_file
 from migrator.sandbox.http import GraphError, Request, Response
-from migrator.sandbox.odata import collection, select
+from migrator.sandbox.odata import collection, entity, select
 from migrator.sandbox.quickxor import quick_xor_hash
 from migrator.sandbox.store import Collection
 
@@ -174,7 +174,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
 
     def get_drive(request: Request) -> Response:
         drive = drive_of(request)
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#drives/$entity", **select(drive.data.drive, request)})
+        return entity(request, "drives/$entity", select(drive.data.drive, request))
 
     def list_user_drives(request: Request) -> Response:
         drive = drive_of(request)
@@ -183,7 +183,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
     def get_item(request: Request) -> Response:
         drive = drive_of(request)
         item = drive.item(request.params.get("item", "root"))
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#drives('{drive.id}')/items/$entity", **item_shape(request, drive)(item)})
+        return entity(request, f"drives('{drive.id}')/items/$entity", item_shape(request, drive)(item))
 
     def children(request: Request) -> Response:
         drive = drive_of(request)
@@ -195,13 +195,13 @@ def register(app: GraphApp, tenant: Tenant) -> None:
             request.query = {k: v for k, v in request.query.items() if k != "token"}
             request.query["$deltatoken"] = tenant.delta.latest(f"drive/{drive.id}", drive.items)
 
-        def removed(item_id: str) -> dict[str, Any]:
+        def deleted(item_id: str) -> dict[str, Any]:
             known = drive.data.items.get(item_id, {})
             return {"@odata.type": "#microsoft.graph.driveItem", "id": item_id, "deleted": {"state": "deleted"},
                     "parentReference": known.get("parentReference", {"driveId": drive.id})}
 
         return tenant.delta.respond(request, f"drive/{drive.id}", drive.items, f"drives('{drive.id}')/root/delta", PAGE,
-                                    item_shape(request, drive), removed)
+                                    item_shape(request, drive), deleted)
 
     def content(request: Request) -> Response:
         drive = drive_of(request)
@@ -251,7 +251,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
 
     def get_site(request: Request) -> Response:
         site, _ = site_of(request)
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#sites/$entity", **select(site, request)})
+        return entity(request, "sites/$entity", select(site, request))
 
     def site_drives(request: Request) -> Response:
         _, drive = site_of(request)
@@ -259,7 +259,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
 
     def site_drive(request: Request) -> Response:
         _, drive = site_of(request)
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#drives/$entity", **select(drive.data.drive, request)})
+        return entity(request, "drives/$entity", select(drive.data.drive, request))
 
     for prefix, guard in (("/users/{user}/drive", {}), ("/drives/{drive}", {"mailbox": False})):
         app.route("GET", prefix, get_drive, **guard)

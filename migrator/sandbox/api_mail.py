@@ -12,7 +12,7 @@ from migrator.sandbox.auth import require
 from migrator.sandbox.content import Blob
 from migrator.sandbox.gen_mail import build_mailbox, make_message
 from migrator.sandbox.http import GraphError, Request, Response
-from migrator.sandbox.odata import collection, select
+from migrator.sandbox.odata import collection, entity, removed, select, user_context
 from migrator.sandbox.store import Collection
 
 if TYPE_CHECKING:
@@ -131,17 +131,10 @@ def _message_shape(request: Request):
     return shape
 
 
-def _removed(kind: str) -> Any:
-    return lambda entity_id: {"@odata.type": f"#microsoft.graph.{kind}", "id": entity_id, "@removed": {"reason": "deleted"}}
-
-
 def register(app: GraphApp, tenant: Tenant) -> None:
     def guarded(request: Request) -> Mailbox:
         require(request.principal, "Mail.Read", "Mail.ReadBasic.All", "Mail.ReadWrite")
         return mailbox(tenant, request.params["user"])
-
-    def ctx(request: Request, tail: str) -> str:
-        return f"users('{request.params['user']}')/{tail}"
 
     def list_folders(request: Request) -> Response:
         box = guarded(request)
@@ -149,16 +142,16 @@ def register(app: GraphApp, tenant: Tenant) -> None:
         children = [f for f in box.folders.current() if f.get("parentFolderId") == parent and f["id"] != box.root_id]
         if request.query.get("includeHiddenFolders", "").lower() != "true":
             children = [f for f in children if not f.get("isHidden")]
-        return collection(request, children, ctx(request, "mailFolders"), FOLDER_PAGE, shape=lambda f: select(f, request))
+        return collection(request, children, user_context(request, "mailFolders"), FOLDER_PAGE, shape=lambda f: select(f, request))
 
     def get_folder(request: Request) -> Response:
         folder = guarded(request).folder(request.params["folder"])
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{ctx(request, 'mailFolders/$entity')}", **select(folder, request)})
+        return entity(request, user_context(request, "mailFolders/$entity"), select(folder, request))
 
     def folder_delta(request: Request) -> Response:
         box = guarded(request)
-        return tenant.delta.respond(request, f"folders/{box.user['id']}", box.folders, ctx(request, "mailFolders/delta"), FOLDER_PAGE,
-                                    lambda f: select(f, request), _removed("mailFolder"))
+        return tenant.delta.respond(request, f"folders/{box.user['id']}", box.folders, user_context(request, "mailFolders/delta"), FOLDER_PAGE,
+                                    lambda f: select(f, request), removed("mailFolder"))
 
     def list_messages(request: Request) -> Response:
         box = guarded(request)
@@ -167,18 +160,18 @@ def register(app: GraphApp, tenant: Tenant) -> None:
         else:
             messages = [m for store in box.messages.values() for m in store.current()]
         messages = sorted(messages, key=lambda m: m.get("receivedDateTime") or "", reverse=True)
-        return collection(request, messages, ctx(request, "messages"), MESSAGE_PAGE, shape=_message_shape(request))
+        return collection(request, messages, user_context(request, "messages"), MESSAGE_PAGE, shape=_message_shape(request))
 
     def message_delta(request: Request) -> Response:
         box = guarded(request)
         folder_id = box.folder(request.params["folder"])["id"]
         return tenant.delta.respond(request, f"messages/{box.user['id']}/{folder_id}", box.messages[folder_id],
-                                    ctx(request, f"mailFolders('{folder_id}')/messages/delta"), MESSAGE_PAGE,
-                                    _message_shape(request), _removed("message"))
+                                    user_context(request, f"mailFolders('{folder_id}')/messages/delta"), MESSAGE_PAGE,
+                                    _message_shape(request), removed("message"))
 
     def get_message(request: Request) -> Response:
         message = guarded(request).message(request.params["message"])
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{ctx(request, 'messages/$entity')}", **_message_shape(request)(message)})
+        return entity(request, user_context(request, "messages/$entity"), _message_shape(request)(message))
 
     def message_value(request: Request) -> Response:
         box = guarded(request)

@@ -12,7 +12,7 @@ from migrator.sandbox.auth import require
 from migrator.sandbox.content import Blob
 from migrator.sandbox.gen_teams import ChatData, TeamData, build_chats, build_team, delete_message, edit_message, make_chat_message
 from migrator.sandbox.http import GraphError, Request, Response
-from migrator.sandbox.odata import collection, select
+from migrator.sandbox.odata import collection, entity, removed, select
 from migrator.sandbox.store import Collection
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
 
     def get_chat(request: Request) -> Response:
         chat = chat_of(request)
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#chats/$entity", **select(chat.data.chat, request)})
+        return entity(request, "chats/$entity", select(chat.data.chat, request))
 
     def chat_members(request: Request) -> Response:
         chat = chat_of(request)
@@ -154,7 +154,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
     def chat_message(request: Request) -> Response:
         chat = chat_of(request)
         message = chat.thread.message(request.params["message"])
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#chats('{chat.data.chat['id']}')/messages/$entity", **message_shape(request)(message)})
+        return entity(request, f"chats('{chat.data.chat['id']}')/messages/$entity", message_shape(request)(message))
 
     def hosted_list(request: Request) -> Response:
         thread = chat_of(request).thread if "chat" in request.params else channel_of(request)[1]
@@ -182,7 +182,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
 
     def get_team(request: Request) -> Response:
         team, _ = team_of(request)
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#teams/$entity", **select(team.team, request)})
+        return entity(request, "teams/$entity", select(team.team, request))
 
     def team_members(request: Request) -> Response:
         team, _ = team_of(request)
@@ -194,7 +194,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
 
     def get_channel(request: Request) -> Response:
         channel, _ = channel_of(request)
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#teams/channels/$entity", **select(channel, request)})
+        return entity(request, "teams/channels/$entity", select(channel, request))
 
     def channel_messages(request: Request) -> Response:
         channel, thread = channel_of(request)
@@ -206,7 +206,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
     def channel_message(request: Request) -> Response:
         channel, thread = channel_of(request)
         message = thread.message(request.params["message"])
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#teams/channels/messages/$entity", **message_shape(request)(message)})
+        return entity(request, "teams/channels/messages/$entity", message_shape(request)(message))
 
     def replies(request: Request) -> Response:
         channel, thread = channel_of(request)
@@ -222,7 +222,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
         entry = found.get(request.params["reply"]) if found else None
         if entry is None:
             raise GraphError(404, "NotFound", "Message not found.")
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#teams/channels/messages/replies/$entity", **message_shape(request)(entry)})
+        return entity(request, "teams/channels/messages/replies/$entity", message_shape(request)(entry))
 
     def reply_hosted_value(request: Request) -> Response:
         _, thread = channel_of(request)
@@ -235,7 +235,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
         channel, thread = channel_of(request)
         return tenant.delta.respond(request, f"channel/{channel['id']}", thread.messages, "chatMessages/delta", MESSAGE_PAGE,
                                     message_shape(request),
-                                    lambda mid: {"@odata.type": "#microsoft.graph.chatMessage", "id": mid, "@removed": {"reason": "deleted"}})
+                                    removed("chatMessage"))
 
     teams_reads = {"mailbox": False, "teams_messages": True}
     directory = {"mailbox": False}

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from migrator.sandbox.auth import require
 from migrator.sandbox.http import GraphError, Request, Response
-from migrator.sandbox.odata import collection, select
+from migrator.sandbox.odata import collection, entity, select
 from migrator.sandbox.people import USER_DEFAULT_SELECT
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
         require(request.principal, "User.Read.All", "Directory.Read.All")
         user = tenant.user(request.params["user"])
         body = select(user, request, USER_DEFAULT_SELECT)
-        return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#users/$entity", **body})
+        return entity(request, "users/$entity", body)
 
     app.route("GET", "/users", list_users, mailbox=False)
     app.route("GET", "/users/{user}", get_user)

@@ -40,6 +40,20 @@ def page_size(request: Request, default: int, maximum: int = MAX_PAGE) -> int:
     return min(int(found.group(1)), maximum) if found else default
 
 
+def entity(request: Request, context: str, body: dict[str, Any]) -> Response:
+    """One resource, with the @odata.context Graph puts on single-entity answers."""
+    return Response.json({"@odata.context": f"{request.base_url}/v1.0/$metadata#{context}", **body})
+
+
+def removed(kind: str) -> Callable[[str], dict[str, Any]]:
+    """How a delta names an entity that no longer exists (drive items use the `deleted` facet instead)."""
+    return lambda entity_id: {"@odata.type": f"#microsoft.graph.{kind}", "id": entity_id, "@removed": {"reason": "deleted"}}
+
+
+def user_context(request: Request, tail: str) -> str:
+    return f"users('{request.params['user']}')/{tail}"
+
+
 def _encode(state: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
 
