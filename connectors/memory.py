@@ -72,7 +72,10 @@ class MemorySource:
             for sid, item in box.items.items()
         }
 
-    def users(self, department: str | None = None, upns: Iterable[str] | None = None) -> list[User]:
+    def all_users(self) -> list[User]:
+        return list(self._users.values())
+
+    async def users(self, department: str | None = None, upns: Iterable[str] | None = None) -> list[User]:
         if upns is not None:
             return [self._users[u.lower()] for u in upns if u.lower() in self._users]
         return [u for u in self._users.values() if department is None or u.department == department]

@@ -10,7 +10,7 @@ import difflib
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "source": {
         "kind": str, "seed": int, "users": int, "tenant_id": str, "client_id": str, "client_secret": dict,
         "certificate": str, "certificate_private_key": dict, "graph_url": str, "authority_url": str, "ca_bundle": str,
+        "auth": str, "token_cache": str,
     },
     "ledger": {"url": str},
     "batch": {"department": str, "users_file": str},
@@ -163,11 +164,11 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         raise ConfigError(f"source.kind must be one of {', '.join(SOURCE_KINDS)}, got {source_kind!r}", hint='e.g. kind = "graph"')
     for key in list(source):
         if _SECRET_KEY.search(key):
-            source[key] = _secret(source[key], f"source.{key}")
+            ref = _secret(source[key], f"source.{key}")
+            # A relative secret file is relative to the config file, like every other path in it.
+            source[key] = replace(ref, file=str((base_dir / ref.file).expanduser())) if ref.file else ref
     if source_kind == "graph":
-        for key in ("tenant_id", "client_id"):
-            if key not in source:
-                raise ConfigError(f"source.{key} is required for a graph source", hint="copy it from the app registration in Entra ID")
+        _check_graph_source(source, base_dir)
 
     ledger_url = raw.get("ledger", {}).get("url", "sqlite:///migration.db")
     ledger_url = _anchor_sqlite(ledger_url, base_dir)
@@ -210,6 +211,29 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         run=run,
         base_dir=base_dir,
     )
+
+
+def _check_graph_source(source: dict[str, Any], base_dir: Path) -> None:
+    for key in ("tenant_id", "client_id"):
+        if key not in source:
+            raise ConfigError(f"source.{key} is required for a graph source", hint="copy it from the app registration in Entra ID")
+    auth = source.setdefault("auth", "app")
+    if auth not in ("app", "device_code"):
+        raise ConfigError(f"source.auth must be app or device_code, got {auth!r}", hint="app: client secret or certificate; device_code: one user signs in")
+    if auth == "app" and "client_secret" not in source and "certificate" not in source:
+        raise ConfigError("a graph source with auth = app needs source.client_secret or source.certificate",
+                          hint='e.g. client_secret = { env = "MIGRATOR_CLIENT_SECRET" }')
+    if "certificate" in source and "certificate_private_key" not in source:
+        raise ConfigError("source.certificate needs source.certificate_private_key", hint='e.g. certificate_private_key = { file = "app-key.pem" }')
+    for key in ("ca_bundle", "certificate", "token_cache"):
+        if key in source:
+            source[key] = str((base_dir / source[key]).resolve())
+    for key in ("ca_bundle", "certificate"):
+        if key in source and not Path(source[key]).is_file():
+            raise ConfigError(f"source.{key} names {source[key]}, which is not a file", hint="check the path (relative paths are relative to the config file)")
+    for key in ("graph_url", "authority_url"):
+        if key in source and not source[key].startswith("https://"):
+            raise ConfigError(f"source.{key} must be an https:// URL, got {source[key]!r}", hint="Microsoft Graph and its identity platform are served over TLS")
 
 
 def _anchor_sqlite(url: str, base_dir: Path) -> str:

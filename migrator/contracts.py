@@ -11,7 +11,7 @@ from migrator.model import Capabilities, Change, Container, DestRef, Item, ItemR
 
 @runtime_checkable
 class Source(Protocol):
-    def users(self, department: str | None = None, upns: Iterable[str] | None = None) -> list[User]:
+    async def users(self, department: str | None = None, upns: Iterable[str] | None = None) -> list[User]:
         """Users of a department or named by UPN; unknown UPNs raise nothing but are absent."""
         ...
 

@@ -79,13 +79,13 @@ class Job:
         self.progress = progress or NullProgress()
         self.fault_hook, self.sleep, self.rng = fault_hook, sleep, rng
 
-    def select(self, selection: Selection) -> tuple[list[User], list[str], dict[str, Identity]]:
+    async def select(self, selection: Selection) -> tuple[list[User], list[str], dict[str, Identity]]:
         if selection.upns is not None:
-            users = self.source.users(upns=selection.upns)
+            users = await self.source.users(upns=selection.upns)
             found = {u.upn.lower() for u in users}
             unknown = [u for u in selection.upns if u.lower() not in found]
         else:
-            users, unknown = self.source.users(department=selection.department), []
+            users, unknown = await self.source.users(department=selection.department), []
             if not users:
                 what = f"department {selection.department!r}" if selection.department else "the tenant"
                 raise ConfigError(f"{what} has no users", hint="check the department name as it is spelt in Entra ID")
@@ -97,7 +97,18 @@ class Job:
         return users, unknown, identities
 
     async def run(self, command: str, selection: Selection, stages: tuple[str, ...] = STAGES, dry_run: bool = False, retry_failed: bool = False) -> JobResult:
-        users, unknown, identities = self.select(selection)
+        # A network source holds connections bound to this event loop: open and close them per run.
+        opening, closing = getattr(self.source, "open", None), getattr(self.source, "aclose", None)
+        if opening is not None:
+            await opening()
+        try:
+            return await self._run(command, selection, stages, dry_run, retry_failed)
+        finally:
+            if closing is not None:
+                await closing()
+
+    async def _run(self, command: str, selection: Selection, stages: tuple[str, ...], dry_run: bool, retry_failed: bool) -> JobResult:
+        users, unknown, identities = await self.select(selection)
         if dry_run:
             result = JobResult(run_id=0, users=users, unknown_users=unknown)
             result.plan = await Planner(self.ledger, 0, self.source, self.mappings, dry_run=True).plan(users, identities, selection.workloads)

@@ -53,7 +53,7 @@ def small_source(layout: dict[tuple[str, str], list[bytes]], department: str = "
     """layout: (upn, workload) -> item contents, one container each."""
     source = MemorySource()
     for (upn, workload), contents in layout.items():
-        if upn.lower() not in {u.upn.lower() for u in source.users()}:
+        if upn.lower() not in {u.upn.lower() for u in source.all_users()}:
             source.add_user(User(upn=upn, display_name=upn.split("@")[0], department=department, source_id=upn))
         container_id = f"{upn}-{workload}"
         source.add_container(upn, Container(container_id, workload.title(), workload, (workload.title(),)))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import msal
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from migrator.errors import ConfigError, MigratorError
 
@@ -43,6 +45,15 @@ class Credentials:
     ca_bundle: str | None = None
     token_cache: Path | None = None
     device_code: bool = False
+
+
+def certificate_credential(certificate: Path, private_key_pem: str) -> tuple[str, str]:
+    """(private key, SHA-1 thumbprint) as msal wants them, from the app's public certificate."""
+    try:
+        cert = x509.load_pem_x509_certificate(certificate.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"source.certificate {certificate} is not a PEM certificate: {exc}", hint="export the certificate as PEM") from None
+    return private_key_pem, cert.fingerprint(hashes.SHA1()).hex()
 
 
 class AuthError(MigratorError):

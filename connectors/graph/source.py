@@ -1,0 +1,104 @@
+"""The Graph source: users by department or UPN, and each workload's reader behind one session.
+The session (and its connections) lives for one run; tokens and their cache outlive it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from urllib.parse import quote
+
+from connectors.graph.auth import Credentials, TokenProvider
+from connectors.graph.reader import WorkloadReader
+from connectors.graph.session import GraphApiError, GraphSession, PermissionMissing
+from connectors.graph.transport import Politeness
+from migrator.model import Change, Container, Item, ItemRef, User
+
+USER_FIELDS = "id,userPrincipalName,displayName,department,mail"
+PERMISSIONS = {
+    "users": "User.Read.All", "mail": "Mail.Read", "calendar": "Calendars.Read", "contacts": "Contacts.Read",
+    "files": "Files.Read.All", "chat": "Chat.Read.All and ChannelMessage.Read.All",
+}
+
+
+def _user(entry: dict) -> User:
+    return User(upn=entry["userPrincipalName"], display_name=entry.get("displayName") or "", department=entry.get("department") or "", source_id=entry["id"])
+
+
+def permission_error(exc: GraphApiError, what: str) -> PermissionMissing:
+    return PermissionMissing(
+        f"Microsoft Graph refused to read {what}: {exc.code} (403)",
+        hint=f"grant the app the application permission {PERMISSIONS.get(what, what)} with admin consent",
+    )
+
+
+class GraphSource:
+    def __init__(self, credentials: Credentials, graph_url: str, politeness: Politeness | None = None) -> None:
+        self.credentials, self.graph_url, self.politeness = credentials, graph_url, politeness
+        self._tokens: TokenProvider | None = None
+        self.session: GraphSession | None = None
+        self._readers: dict[str, WorkloadReader] = {}
+
+    async def open(self) -> None:
+        if self._tokens is None:
+            self._tokens = TokenProvider(self.credentials)
+        self._tokens.token()  # a wrong secret or tenant is reported now, before anything is planned
+        self.session = GraphSession(self._tokens, self.graph_url, self.credentials.ca_bundle, self.politeness)
+        self._readers = _readers(self.session)
+
+    async def aclose(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    async def users(self, department: str | None = None, upns: Iterable[str] | None = None) -> list[User]:
+        assert self.session is not None, "open() first"
+        try:
+            if upns is not None:
+                return await self._users_by_upn(list(upns))
+            params = {"$select": USER_FIELDS, "$top": "999"}
+            if department:
+                params["$filter"] = f"department eq '{department.replace(chr(39), chr(39) * 2)}'"
+            return [_user(u) async for u in self.session.items("users", params)]
+        except GraphApiError as exc:
+            if exc.status == 403:
+                raise permission_error(exc, "users") from None
+            raise
+
+    async def _users_by_upn(self, upns: list[str]) -> list[User]:
+        requests = [{"id": str(n), "method": "GET", "url": f"/users/{quote(upn)}?$select={USER_FIELDS}"} for n, upn in enumerate(upns)]
+        answers = await self.session.batch(requests)
+        found = []
+        for n in range(len(upns)):
+            answer = answers[str(n)]
+            if answer["status"] == 200:
+                found.append(_user(answer["body"]))
+            elif answer["status"] == 403:
+                raise permission_error(GraphApiError(403, answer["body"]["error"]["code"], ""), "users")
+        return found
+
+    def reader(self, workload: str) -> WorkloadReader:
+        return self._readers[workload]
+
+    async def containers(self, user: User, workload: str) -> AsyncIterator[Container]:
+        try:
+            async for container in self.reader(workload).containers(user):
+                yield container
+        except GraphApiError as exc:
+            if exc.status == 403:
+                raise permission_error(exc, workload) from None
+            raise
+
+    def changes(self, user: User, container: Container, cursor: str | None) -> AsyncIterator[Change]:
+        return self.reader(container.workload).changes(user, container, cursor)
+
+    async def fetch(self, user: User, container: Container, ref: ItemRef) -> Item:
+        return await self.reader(container.workload).fetch(user, container, ref)
+
+
+def _readers(session: GraphSession) -> dict[str, WorkloadReader]:
+    from connectors.graph.mail import MailReader
+
+    readers: dict[str, WorkloadReader] = {"mail": MailReader(session)}
+    for workload, module, name in (("calendar", "calendar", "CalendarReader"), ("contacts", "contacts", "ContactsReader"),
+                                   ("files", "files", "FilesReader"), ("chat", "chat", "ChatReader")):
+        readers[workload] = getattr(__import__(f"connectors.graph.{module}", fromlist=[name]), name)(session)
+    return readers

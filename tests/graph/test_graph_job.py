@@ -1,0 +1,60 @@
+"""A whole migration run reading from the sandbox through the Graph source, from a config file
+with the secret given by reference, as a migration team would set it up."""
+
+from __future__ import annotations
+
+import asyncio
+
+from connectors.memory import MemorySink
+from migrator.config import load_config
+from migrator.job import Job, Selection
+from migrator.model import WORKLOADS
+from migrator.sandbox.api_mail import mailbox
+from migrator.sandbox.tenant import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+
+
+def write_config(tmp_path, sandbox, workloads=WORKLOADS) -> object:
+    (tmp_path / "secret").write_text(SANDBOX_CLIENT_SECRET + "\n")
+    department = sandbox.tenant.users[0]["department"]
+    targets = "\n".join(f'[targets.{w}]\nkind = "memory"\n' for w in workloads)
+    (tmp_path / "migrator.toml").write_text(f"""
+[source]
+kind = "graph"
+tenant_id = "{sandbox.tenant.identity.tenant_id}"
+client_id = "{SANDBOX_CLIENT_ID}"
+client_secret = {{ file = "secret" }}
+authority_url = "{sandbox.base}"
+graph_url = "{sandbox.url}"
+ca_bundle = "{sandbox.ca_file}"
+
+[batch]
+department = "{department}"
+
+[workloads]
+enabled = {list(workloads)!r}
+
+{targets}
+[run]
+retry_base_seconds = 0.01
+retry_max_seconds = 0.05
+""".replace("'", '"'))
+    return load_config(tmp_path / "migrator.toml")
+
+
+def test_mail_of_a_department_moves_and_a_rerun_moves_nothing(tmp_path, sandbox):
+    config = write_config(tmp_path, sandbox, ("mail",))
+    sink = MemorySink()
+    job = Job(config, sinks={"mail": sink})
+    try:
+        first = asyncio.run(job.run("run", Selection.from_config(config)))
+        second = asyncio.run(job.run("run", Selection.from_config(config)))
+    finally:
+        job.close()
+    tenant = sandbox.tenant
+    department = tenant.users[0]["department"]
+    expected = sum(len(store) for u in tenant.users if u["department"] == department for store in mailbox(tenant, u["id"]).messages.values())
+    assert first.copy.outcomes["copied"] == expected and first.failed == 0 and first.exit_code == 0
+    assert first.verify.outcomes["verified"] == expected
+    assert second.copy.outcomes["copied"] == 0 and sum(sum(c.values()) for c in second.plan.by_workload().values()) == 0
+    assert sum(len(folder) for folder in sink.folders.values()) == expected
+    assert "hunter" not in (tmp_path / "migrator.toml").read_text()
