@@ -114,7 +114,7 @@ class ChatReader:
     async def fetch(self, user: User, container: Container, ref: ItemRef) -> Item:
         try:
             message = await self.session.get_json(_message_url(container, ref.source_id), headers=PREFER)
-            hosted = {content_id: await self._download(url) for url, content_id in self._hosted(message)}
+            hosted = {content_id: await self._download(url) for content_id, url in self._hosted(message).items()}
         except GraphApiError as exc:
             raise item_failure(exc) from None
         message.pop("@odata.context", None)  # names the server, not the message: keeps the payload portable
@@ -122,18 +122,18 @@ class ChatReader:
         payload = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
         return Item(ref, Payload.from_bytes(payload), {"message": message, "hosted": hosted, "role": container.role})
 
-    def _hosted(self, message: dict[str, Any]) -> list[tuple[str, str]]:
-        """(URL, hostedContent id) of every inline image. Bodies name them by absolute Graph URLs; they are read
+    def _hosted(self, message: dict[str, Any]) -> dict[str, str]:
+        """hostedContent id -> URL of every inline image, each once. Bodies name them by absolute Graph URLs; they are read
         from the Graph this session talks to (the same URL in production), so neither the token nor a request goes
         to a host a message body names."""
         content = (message.get("body") or {}).get("content") or ""
-        found = []
+        found: dict[str, str] = {}
         for url, content_id in _HOSTED_SRC.findall(content):
             url = html.unescape(url)  # HTML escapes `&` in attribute values
             if url.startswith(self.session.graph_url + "/"):
-                found.append((url, content_id))
+                found[content_id] = url
             elif _API_VERSION.match(url):
-                found.append((self.session.url(_API_VERSION.sub("", url)), content_id))
+                found[content_id] = self.session.url(_API_VERSION.sub("", url))
         return found
 
     async def _download(self, url: str) -> bytes:
@@ -163,8 +163,7 @@ def _message_url(container: Container, source_id: str) -> str:
 
 
 def _ref(source_id: str, message: dict[str, Any]) -> ItemRef:
-    # lastModifiedDateTime moves on edits, reactions and soft deletes; the etag alone misses none of those either
-    # but is absent on some system messages.
+    # lastModifiedDateTime moves on every edit, reaction and soft delete; the etag is only a fallback.
     change_key = message.get("lastModifiedDateTime") or message.get("etag") or ""
     return ItemRef(source_id, change_key, "chatMessage", summary(message))
 
