@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectors.graph.files import FilesReader, below_root
+from connectors.graph.files import FilesReader, _Paths, below_root
 from connectors.graph.quickxor import QuickXorHash
 from migrator.errors import CursorExpired, ItemError, TransientError
 from migrator.model import Cursor, ItemRef, Removed, User
@@ -307,6 +307,25 @@ def test_quick_xor_hash_matches_the_known_vector_and_any_split():
             digest.update(data[offset : offset + step])
             offset += step
         assert digest.b64() == quick_xor_hash([data]), size
+
+
+def test_paths_without_parent_path_are_resolved_through_parent_ids(sandbox):
+    """OneDrive for Business leaves parentReference.path out of delta answers."""
+    drive = api_drive.onedrive(sandbox.tenant, the_user(sandbox).source_id)
+    deep = max(files_of(drive), key=lambda i: drive.data.path_of(i["id"]).count("/"))
+    bare = {**deep, "parentReference": {k: v for k, v in deep["parentReference"].items() if k != "path"}}
+
+    async def scenario():
+        session, recorder, _, _ = await opened(sandbox)
+        try:
+            paths = _Paths(session, drive.id)
+            return await paths.of(bare), await paths.of(bare), len(recorder.sent)
+        finally:
+            await session.close()
+
+    path, again, sent = run(scenario())
+    assert path == again == drive.data.path_of(deep["id"]) and path.count("/") >= 4
+    assert sent == 2  # the drive, then only the direct parent: its answer carries its own path, and it is kept
 
 
 def test_below_root_decodes_onedrive_and_library_paths():
