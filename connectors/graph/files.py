@@ -65,11 +65,10 @@ class _Paths:
 
 
 def _ref(item: dict[str, Any], path: str) -> ItemRef:
-    """Files change with their content (cTag); a folder's cTag moves with every descendant, so its
-    own eTag says more about it."""
-    if "file" in item:
-        return ItemRef(item["id"], item.get("cTag") or item.get("eTag", ""), "file", path, item.get("size"))
-    return ItemRef(item["id"], item.get("eTag", ""), "folder", path)
+    """The eTag is the change key: it moves with a file's content and with a rename or move, which
+    the cTag (content only) would miss; a folder's cTag would move with every descendant."""
+    kind = "file" if "file" in item else "folder"
+    return ItemRef(item["id"], item.get("eTag") or item.get("cTag", ""), kind, path, item.get("size") if kind == "file" else None)
 
 
 class FilesReader:

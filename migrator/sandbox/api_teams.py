@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from migrator.sandbox.auth import require
 from migrator.sandbox.content import Blob
-from migrator.sandbox.gen_teams import ChatData, TeamData, build_chats, build_team, delete_message, edit_message, make_chat_message
+from migrator.sandbox.gen_teams import GRAPH_ROOT, ChatData, TeamData, build_chats, build_team, delete_message, edit_message, make_chat_message
 from migrator.sandbox.http import GraphError, Request, Response
 from migrator.sandbox.odata import collection, entity, removed, select
 from migrator.sandbox.store import Collection
@@ -266,10 +266,15 @@ def message_shape(request: Request):
     """Graph shows system messages as `unknownFutureValue` unless the caller opts in to newer enum members."""
     opted_in = "include-unknown-enum-members" in request.header("prefer")
 
+    here = f"{request.base_url}/v1.0"
+
     def shape(message: dict) -> dict:
         body = select(message, request)
         if body.get("messageType") == "systemEventMessage" and not opted_in:
             body = {**body, "messageType": "unknownFutureValue"}
+        content = (body.get("body") or {}).get("content") or ""
+        if GRAPH_ROOT in content:  # inline images link to this server, as Graph's link to Graph
+            body = {**body, "body": {**body["body"], "content": content.replace(GRAPH_ROOT, here)}}
         return body
 
     return shape

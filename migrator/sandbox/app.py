@@ -59,7 +59,8 @@ class GraphApp:
         handler, params = self.graph_router.match(request.method, request.path)
         request.params = params
         guard = self._guards[id(handler)]
-        if guard.public:
+        if guard.public:  # download URLs and $batch authenticate themselves, but fail like the rest
+            self.tenant.limiter.maybe_fail()
             return handler(request)
         if not batched:
             request.principal = self.tenant.identity.authenticate(request)

@@ -58,3 +58,19 @@ def test_mail_of_a_department_moves_and_a_rerun_moves_nothing(tmp_path, sandbox)
     assert second.copy.outcomes["copied"] == 0 and sum(sum(c.values()) for c in second.plan.by_workload().values()) == 0
     assert sum(len(folder) for folder in sink.folders.values()) == expected
     assert "hunter" not in (tmp_path / "migrator.toml").read_text()
+
+
+def test_the_cli_reports_a_refused_secret_in_one_line(tmp_path, sandbox):
+    import subprocess
+    import sys
+
+    write_config(tmp_path, sandbox, ("mail",))
+    (tmp_path / "migrator.toml").write_text((tmp_path / "migrator.toml").read_text().replace('kind = "memory"', 'kind = "directory"\npath = "out"'))
+    (tmp_path / "secret").write_text("not-the-secret\n")
+    out = subprocess.run([sys.executable, "-m", "migrator", "run", "-c", str(tmp_path / "migrator.toml")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines() == [
+        "migrator: error: sign-in failed: the client secret was refused (AADSTS7000215)",
+        "  hint: check source.client_secret: it must be the secret's value, not its id, and not expired",
+    ]
+    assert "not-the-secret" not in out.stdout + out.stderr
