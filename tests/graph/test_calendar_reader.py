@@ -208,6 +208,9 @@ def test_series_window_bounds():
     assert first < dt.date(2020, 3, 1) and last > dt.date(2020, 7, 1)
     _, last = series_window(master({"type": "numbered", "numberOfOccurrences": 10}, {"type": "absoluteYearly", "interval": 2}))
     assert last > dt.date(2040, 3, 2)
+    weekly = {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]}
+    _, last = series_window(master({"type": "numbered", "numberOfOccurrences": 52}, weekly))
+    assert last > dt.date(2021, 3, 1)
     # an open-ended series begun long ago still reaches years past today; the window moves once a year
     _, last = series_window(master({"type": "noEnd"}), today=dt.date(2031, 8, 15))
     assert last > dt.date(2036, 1, 1)
