@@ -4,7 +4,7 @@ each contact's JSON with its photo.
 A fetched contact's metadata is `{"contact": <Graph contact JSON>, "photo": <bytes or None>}`. The
 payload is the canonical JSON (sorted keys, compact, UTF-8) of
 `{"contact": <the same JSON>, "photo_sha256": <hex sha256 of the photo, or null>}`: deterministic,
-small, and it changes when either the contact or its photo does, without carrying the image twice.
+small, and it changes when either the contact or its photo does; the image itself stays in metadata.
 
 Graph lists only the folders inside the default folder, never the default folder itself; its id is
 their parentFolderId, or, when it has no subfolders, any contact's. A mailbox with neither has no
