@@ -7,6 +7,11 @@ from collections.abc import AsyncIterator, Iterable
 from urllib.parse import quote
 
 from connectors.graph.auth import Credentials, TokenProvider
+from connectors.graph.calendar import CalendarReader
+from connectors.graph.chat import ChatReader
+from connectors.graph.contacts import ContactsReader
+from connectors.graph.files import FilesReader
+from connectors.graph.mail import MailReader
 from connectors.graph.reader import WorkloadReader
 from connectors.graph.session import GraphApiError, GraphSession, PermissionMissing
 from connectors.graph.transport import Politeness
@@ -95,10 +100,5 @@ class GraphSource:
 
 
 def _readers(session: GraphSession) -> dict[str, WorkloadReader]:
-    from connectors.graph.mail import MailReader
-
-    readers: dict[str, WorkloadReader] = {"mail": MailReader(session)}
-    for workload, module, name in (("calendar", "calendar", "CalendarReader"), ("contacts", "contacts", "ContactsReader"),
-                                   ("files", "files", "FilesReader"), ("chat", "chat", "ChatReader")):
-        readers[workload] = getattr(__import__(f"connectors.graph.{module}", fromlist=[name]), name)(session)
-    return readers
+    readers = (MailReader(session), CalendarReader(session), ContactsReader(session), FilesReader(session), ChatReader(session))
+    return {reader.workload: reader for reader in readers}

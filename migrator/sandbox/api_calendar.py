@@ -58,17 +58,32 @@ class Calendars:
         return event
 
     def update(self, event_id: str, **changes: Any) -> dict[str, Any]:
-        _, event = self.event(event_id)
-        event.update(changes, changeKey=secrets.token_urlsafe(12), lastModifiedDateTime=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z"))
-        event["@odata.etag"] = f'W/"{event["changeKey"]}"'
+        cal, event = self.event(event_id)
+        event.update(changes)
+        _touch(event)
+        self._touch_master(cal, event)
         return event
 
     def delete(self, event_id: str) -> None:
         cal, event = self.event(event_id)
         if event.get("type") in ("occurrence", "exception"):
             cancel_occurrence(cal, event_id)
+            self._touch_master(cal, event)
             return
         cal.events[:] = [e for e in cal.events if e["id"] != event_id and e.get("seriesMasterId") != event_id]
+
+    @staticmethod
+    def _touch_master(cal: CalendarData, event: dict[str, Any]) -> None:
+        """Exchange stores exceptions and cancellations on the series master, so its change key moves too."""
+        master = find_event(cal, event["seriesMasterId"]) if event.get("seriesMasterId") else None
+        if master is not None:
+            _touch(master)
+
+
+def _touch(event: dict[str, Any]) -> None:
+    event["changeKey"] = secrets.token_urlsafe(12)
+    event["@odata.etag"] = f'W/"{event["changeKey"]}"'
+    event["lastModifiedDateTime"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
 
 
 def calendars(tenant: Tenant, user_key: str) -> Calendars:

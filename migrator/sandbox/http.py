@@ -134,6 +134,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: don't wait 40 ms between them
     server: SandboxHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests and the demo read stdout
