@@ -57,12 +57,13 @@ class Planner:
 
     async def _plan_container(self, user: User, workload: str, scope_id: int | None, container: Container, totals: PlanTotals) -> Counter:
         target_path = "/".join(self.mappings[workload].container_path(container))
-        source_path = "/".join(container.path) or container.name
         if scope_id is None:
             found = self.ledger.find_container(user.upn, workload, container.source_id)
             container_id, cursor = found if found else (None, None)
         else:
-            container_id, cursor = self.ledger.upsert_container(scope_id, container.source_id, source_path, target_path)
+            container_id, cursor = self.ledger.upsert_container(
+                scope_id, container.source_id, container.name, target_path, container.path or (container.name,), container.role,
+            )
         known = self.ledger.known_items(container_id) if container_id is not None else {}
         try:
             return await self._read_changes(user, container, container_id, cursor, known)

@@ -3,6 +3,8 @@ Each method is one short transaction; a state change and its audit event commit 
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -32,10 +34,11 @@ class ItemWrites:
         with self.transaction() as s:
             return self._upsert(s, Scope, {"upn": upn, "workload": workload}, {"department": department, "target_owner": target_owner}).id
 
-    def upsert_container(self, scope_id: int, source_id: str, name: str, target_path: str) -> tuple[int, str | None]:
+    def upsert_container(self, scope_id: int, source_id: str, name: str, target_path: str, source_path: tuple[str, ...] = (), role: str = "") -> tuple[int, str | None]:
         """Returns the container's row id and its committed delta cursor."""
         with self.transaction() as s:
-            row = self._upsert(s, Container, {"scope_id": scope_id, "source_id": source_id}, {"name": name, "target_path": target_path})
+            values = {"name": name, "target_path": target_path, "source_path": json.dumps(list(source_path), ensure_ascii=False), "role": role}
+            row = self._upsert(s, Container, {"scope_id": scope_id, "source_id": source_id}, values)
             return row.id, row.cursor
 
     def find_container(self, upn: str, workload: str, source_id: str) -> tuple[int, str | None] | None:
@@ -132,7 +135,8 @@ class ItemWrites:
                 claimed.append(
                     WorkItem(
                         item.id, item.source_id, item.kind, item.name, item.change_key, item.size,
-                        container.id, container.source_id, container.name, container.target_path, scope.upn, scope.workload,
+                        container.id, container.source_id, container.name, tuple(json.loads(container.source_path or "[]")), container.role,
+                        container.target_path, scope.upn, scope.workload,
                         scope.target_owner, item.dest_key, item.dest_id, item.put_started_at is not None, item.attempts,
                     )
                 )

@@ -72,6 +72,9 @@ class Container(Base):
     scope_id: Mapped[int] = mapped_column(ForeignKey("scope.id"))
     source_id: Mapped[str] = mapped_column(String(512))
     name: Mapped[str] = mapped_column(String(512), default="")
+    # The source's own path (JSON list; names may hold "/") and role (inbox, default, channel, ...).
+    source_path: Mapped[str] = mapped_column(Text, default="[]")
+    role: Mapped[str] = mapped_column(String(40), default="")
     target_path: Mapped[str] = mapped_column(Text, default="")
     cursor: Mapped[str | None] = mapped_column(Text)
     pending_cursor: Mapped[str | None] = mapped_column(Text)

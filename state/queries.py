@@ -23,6 +23,8 @@ class WorkItem:
     container_id: int
     container_source_id: str
     container_name: str
+    container_path: tuple[str, ...]
+    container_role: str
     target_path: str
     upn: str
     workload: str

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session
 
 from migrator.errors import ConfigError
 from state.models import Base, SchemaVersion
 
-CURRENT_VERSION = 1
+CURRENT_VERSION = 2
 
-# version -> function that upgrades a ledger from version-1 to version; none yet beyond the first.
-MIGRATIONS: dict[int, Callable[[Session], None]] = {}
+
+def _container_source_path_and_role(session: Session) -> None:
+    session.execute(text("ALTER TABLE container ADD COLUMN source_path TEXT DEFAULT '[]' NOT NULL"))
+    session.execute(text("ALTER TABLE container ADD COLUMN role VARCHAR(40) DEFAULT '' NOT NULL"))
+
+
+# version -> function that upgrades a ledger from version-1 to version.
+MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _container_source_path_and_role}
 
 
 def ensure_schema(engine: Engine) -> int:

@@ -69,3 +69,28 @@ def test_claims_of_an_interrupted_run_are_freed_and_the_run_marked(tmp_path):
 def test_an_invalid_ledger_url_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="not a database URL"):
         Ledger("migration.db")
+
+
+def test_a_version_1_ledger_is_upgraded_in_place_keeping_its_rows(tmp_path):
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    ledger = Ledger(url)
+    scope = ledger.upsert_scope("ada@example.org", "Finance", "mail", "ada@example.org")
+    ledger.upsert_container(scope, "inbox", "Inbox", "INBOX")
+    ledger.close()
+    db = sqlite3.connect(tmp_path / "l.db")
+    db.execute("alter table container drop column source_path")
+    db.execute("alter table container drop column role")
+    db.execute("delete from schema_version")
+    db.execute("insert into schema_version (version, applied_at) values (1, '2026-11-01 00:00:00')")
+    db.commit()
+    db.close()
+
+    upgraded = Ledger(url)
+    try:
+        assert upgraded.find_container("ada@example.org", "mail", "inbox") is not None
+        upgraded.upsert_container(scope, "inbox", "Inbox", "INBOX", ("Postvak IN",), "inbox")
+    finally:
+        upgraded.close()
+    db = sqlite3.connect(tmp_path / "l.db")
+    assert db.execute("select source_path, role from container").fetchone() == ('["Postvak IN"]', "inbox")
+    assert [v for (v,) in db.execute("select version from schema_version order by version")] == [1, 2]

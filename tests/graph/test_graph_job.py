@@ -74,3 +74,27 @@ def test_the_cli_reports_a_refused_secret_in_one_line(tmp_path, sandbox):
         "  hint: check source.client_secret: it must be the secret's value, not its id, and not expired",
     ]
     assert "not-the-secret" not in out.stdout + out.stderr
+
+
+def test_every_workload_of_a_department_moves_without_failures(tmp_path, sandbox):
+    from migrator.sandbox.api_contacts import address_book
+    from migrator.sandbox.api_drive import onedrive
+
+    config = write_config(tmp_path, sandbox)
+    sinks = {w: MemorySink() for w in WORKLOADS}
+    job = Job(config, sinks=sinks)
+    try:
+        first = asyncio.run(job.run("run", Selection.from_config(config)))
+        problems = [(p.workload, p[4], p.last_error) for p in job.ledger.problems()]
+        second = asyncio.run(job.run("run", Selection.from_config(config)))
+    finally:
+        job.close()
+    assert problems == [] and first.exit_code == 0, problems[:5]
+    planned = first.plan.by_workload()
+    assert all(planned[w]["new"] > 0 for w in WORKLOADS), planned
+    tenant = sandbox.tenant
+    members = [u for u in tenant.users if u["department"] == tenant.users[0]["department"]]
+    assert planned["contacts"]["new"] == sum(len(s) for u in members for s in address_book(tenant, u["id"]).contacts.values())
+    assert planned["files"]["new"] == sum(len(onedrive(tenant, u["id"]).items) - 1 for u in members)  # the root is not an item
+    assert first.verify.outcomes["verified"] == first.copy.outcomes["copied"] and first.verify.outcomes["mismatch"] == 0
+    assert second.copy.outcomes["copied"] == 0
