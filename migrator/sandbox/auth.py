@@ -25,7 +25,7 @@ ALL_PERMISSIONS = (
 class App:
     client_id: str
     secret: str | None = None
-    certificate_thumbprint: str | None = None
+    certificate_thumbprint: str | None = None  # SHA-1 of the certificate, hex, as Entra ID shows it
     permissions: tuple[str, ...] = ALL_PERMISSIONS
 
 
@@ -94,6 +94,14 @@ def _oauth_error(error: str, code: int, description: str, status: int = 400) -> 
          "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()), "trace_id": secrets.token_hex(16), "correlation_id": secrets.token_hex(16)},
         status,
     )
+
+
+def _thumbprint_hex(x5t: str) -> str:
+    """msal writes x5t in standard base64, RFC 7515 says base64url: accept either."""
+    try:
+        return base64.b64decode(x5t.replace("-", "+").replace("_", "/") + "=" * (-len(x5t) % 4)).hex()
+    except ValueError:
+        return ""
 
 
 def _b64url(data: bytes) -> str:
@@ -189,8 +197,7 @@ class AuthEndpoints:
             payload = json.loads(base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4)))
         except ValueError:
             return False
-        thumbprint = header.get("x5t") or header.get("x5t#S256")
-        return payload.get("iss") == app.client_id and thumbprint == app.certificate_thumbprint
+        return payload.get("iss") == app.client_id and _thumbprint_hex(header.get("x5t", "")) == (app.certificate_thumbprint or "").lower()
 
     def devicecode(self, request: Request) -> Response:
         form = request.form()

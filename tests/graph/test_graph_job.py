@@ -98,3 +98,19 @@ def test_every_workload_of_a_department_moves_without_failures(tmp_path, sandbox
     assert planned["files"]["new"] == sum(len(onedrive(tenant, u["id"]).items) - 1 for u in members)  # the root is not an item
     assert first.verify.outcomes["verified"] == first.copy.outcomes["copied"] and first.verify.outcomes["mismatch"] == 0
     assert second.copy.outcomes["copied"] == 0
+
+
+def test_expired_delta_tokens_fall_back_to_a_full_listing_without_duplicates(tmp_path, sandbox):
+    config = write_config(tmp_path, sandbox, ("mail", "contacts"))
+    sinks = {"mail": MemorySink(), "contacts": MemorySink()}
+    job = Job(config, sinks=sinks)
+    try:
+        first = asyncio.run(job.run("run", Selection.from_config(config)))
+        sandbox.tenant.delta.expire_all()
+        second = asyncio.run(job.run("run", Selection.from_config(config)))
+    finally:
+        job.close()
+    assert second.plan.expired_cursors > 0
+    assert second.copy.outcomes["copied"] == 0 and second.exit_code == 0
+    stored = sum(len(folder) for sink in sinks.values() for folder in sink.folders.values())
+    assert stored == first.copy.outcomes["copied"]
