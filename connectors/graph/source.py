@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from urllib.parse import quote
 
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
 from connectors.graph.auth import Credentials, TokenProvider
 from connectors.graph.calendar import CalendarReader
 from connectors.graph.chat import ChatReader
@@ -59,14 +62,24 @@ class GraphSource:
         try:
             if upns is not None:
                 return await self._users_by_upn(list(upns))
-            params = {"$select": USER_FIELDS, "$top": "999"}
-            if department:
-                params["$filter"] = f"department eq '{department.replace(chr(39), chr(39) * 2)}'"
-            return [_user(u) async for u in self.session.items("users", params)]
+            return await self._users_of(department)
         except GraphApiError as exc:
             if exc.status == 403:
                 raise permission_error(exc, "users") from None
             raise
+
+    async def _users_of(self, department: str | None) -> list[User]:
+        """Through msgraph-sdk's typed models: the directory is small and its shape is stable."""
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(select=USER_FIELDS.split(","), top=999)
+        if department:
+            query.filter = f"department eq '{department.replace(chr(39), chr(39) * 2)}'"
+        users = self.session.sdk.users
+        page = await users.get(request_configuration=RequestConfiguration(query_parameters=query))
+        found: list[User] = []
+        while page is not None:
+            found += [User(u.user_principal_name, u.display_name or "", u.department or "", u.id) for u in page.value or []]
+            page = await users.with_url(page.odata_next_link).get() if page.odata_next_link else None
+        return found
 
     async def _users_by_upn(self, upns: list[str]) -> list[User]:
         requests = [{"id": str(n), "method": "GET", "url": f"/users/{quote(upn)}?$select={USER_FIELDS}"} for n, upn in enumerate(upns)]
