@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test bench clean debs
 
 # Debian packages the test suite needs; installed only when missing.
-DEB_PACKAGES :=
+DEB_PACKAGES := dovecot-imapd
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -19,7 +19,8 @@ from migrator.errors import ConfigError
 from migrator.model import WORKLOADS
 
 SOURCE_KINDS = ("example", "graph")
-SINK_KINDS = ("directory", "memory")
+SINK_KINDS = ("directory", "memory", "imap", "maildir")
+IMAP_SECURITY = ("tls", "starttls", "plain")
 _SECRET_KEY = re.compile(r"(secret|password|token|private_key)", re.I)
 
 
@@ -75,6 +76,7 @@ class Config:
     identity_templates: dict[str, str]
     identity_overrides: dict[str, dict[str, str]]
     run: RunSettings
+    mail: dict[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default=Path("."))
 
 
@@ -88,12 +90,16 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "batch": {"department": str, "users_file": str},
     "workloads": {"enabled": list},
     "identity": {"imap_login": str, "nextcloud_user": str, "matrix_id": str, "overrides": str},
+    "mail": {"folders": dict, "add_source_header": bool},
     "run": {
         "concurrency": int, "per_mailbox": int, "max_attempts": int, "retry_base_seconds": (int, float),
         "retry_max_seconds": (int, float), "call_retries": int,
     },
 }
-SINK_SCHEMA: dict[str, type | tuple[type, ...]] = {"kind": str, "path": str}
+SINK_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "kind": str, "path": str, "host": str, "port": int, "security": str, "ca_bundle": str,
+    "master_user": str, "master_password": dict, "password": dict, "connections_per_owner": int,
+}
 
 DEFAULT_IDENTITY = {"imap_login": "{upn}", "nextcloud_user": "{local}", "matrix_id": "@{local}:example.org"}
 
@@ -105,7 +111,7 @@ def _unknown(key: str, allowed: list[str], where: str) -> ConfigError:
 
 
 def _type_name(types: type | tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "a table"}
+    names = {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "a table", bool: "true or false"}
     types = types if isinstance(types, tuple) else (types,)
     return " or ".join(names[t] for t in types)
 
@@ -118,7 +124,7 @@ def _check_table(table: dict, schema: dict, where: str) -> None:
         if _SECRET_KEY.search(key):
             _secret(value, f"{where}{key}")
             continue
-        if isinstance(value, bool) or not isinstance(value, expected):
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
             raise ConfigError(f"{where}{key} must be {_type_name(expected)}, got {value!r}", hint="fix the value in the config file")
 
 
@@ -209,6 +215,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         identity_templates=templates,
         identity_overrides=overrides,
         run=run,
+        mail=dict(raw.get("mail", {})),
         base_dir=base_dir,
     )
 
@@ -256,15 +263,39 @@ def _parse_targets(raw: dict[str, Any], workloads: tuple[str, ...], base_dir: Pa
         if kind not in SINK_KINDS:
             raise ConfigError(f"targets.{workload}.kind must be one of {', '.join(SINK_KINDS)}, got {kind!r}", hint='e.g. kind = "directory"')
         options = {k: v for k, v in table.items() if k != "kind"}
-        if kind == "directory":
+        for key in list(options):
+            if _SECRET_KEY.search(key):
+                ref = _secret(options[key], f"targets.{workload}.{key}")
+                options[key] = replace(ref, file=str((base_dir / ref.file).expanduser())) if ref.file else ref
+        if kind in ("directory", "maildir"):
             if "path" not in options:
-                raise ConfigError(f"targets.{workload}.path is required for a directory target", hint='e.g. path = "migrated/' + workload + '"')
+                raise ConfigError(f"targets.{workload}.path is required for a {kind} target", hint='e.g. path = "migrated/' + workload + '"')
             options["path"] = str((base_dir / options["path"]).resolve())
+        if kind in ("imap", "maildir") and workload != "mail":
+            raise ConfigError(f"targets.{workload}.kind = {kind!r} only takes mail", hint="use it under [targets.mail]")
+        if kind == "imap":
+            _check_imap(workload, options, base_dir)
         targets[workload] = SinkConfig(kind, options)
     for workload in workloads:
         if workload not in targets:
             raise ConfigError(f"workload {workload!r} is enabled but has no [targets.{workload}] section", hint="add the section or remove the workload from workloads.enabled")
     return targets
+
+
+def _check_imap(workload: str, options: dict[str, Any], base_dir: Path) -> None:
+    where = f"targets.{workload}"
+    if "host" not in options:
+        raise ConfigError(f"{where}.host is required for an imap target", hint='e.g. host = "imap.example.org"')
+    security = options.setdefault("security", "tls")
+    if security not in IMAP_SECURITY:
+        raise ConfigError(f"{where}.security must be one of {', '.join(IMAP_SECURITY)}, got {security!r}", hint="tls (port 993) or starttls (143); plain only on a trusted link")
+    options.setdefault("port", 993 if security == "tls" else 143)
+    if ("master_user" in options) != ("master_password" in options):
+        raise ConfigError(f"{where}.master_user and {where}.master_password go together", hint="a Dovecot master user logs in as user*master")
+    if "master_user" not in options and "password" not in options:
+        raise ConfigError(f"{where} needs master_user + master_password, or password", hint='e.g. master_password = { env = "IMAP_MASTER_PASSWORD" }')
+    if "ca_bundle" in options:
+        options["ca_bundle"] = str((base_dir / options["ca_bundle"]).resolve())
 
 
 def _read_overrides(path: Path) -> dict[str, dict[str, str]]:

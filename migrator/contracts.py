@@ -49,5 +49,7 @@ class Sink(Protocol):
 class WorkloadMapping:
     """How one workload translates: where a container goes (decided when planning) and each item."""
 
-    container_path: Callable[[Container], tuple[str, ...]]
+    container_path: Callable[[Container], tuple[str, ...] | None]  # None: the container is not migrated
     item: Callable[[Item, Container], Target | Skip]
+    # Checks one user's containers as a whole before planning (e.g. folder rules are one-to-one).
+    check: Callable[[list[Container]], object] | None = None

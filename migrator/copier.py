@@ -96,7 +96,7 @@ class Copier:
 
     async def _attempt(self, work: WorkItem) -> tuple[str, int]:
         user = self.users[work.upn]
-        path = tuple(p for p in work.target_path.split("/") if p)
+        path = work.target_path
         container = Container(work.container_source_id, work.container_name, work.workload, work.container_path, work.container_role)
         ref = ItemRef(work.source_id, work.change_key, work.kind, work.name, work.size)
         item = await self._retrying(lambda: self.source.fetch(user, container, ref))

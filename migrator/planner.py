@@ -49,14 +49,21 @@ class Planner:
                 self.progress.planning(user.upn, workload)
                 owner = identities[user.upn].for_workload(workload)
                 scope_id = None if self.dry_run else self.ledger.upsert_scope(user.upn, user.department, workload, owner)
-                async for container in self.source.containers(user, workload):
-                    counts = await self._plan_container(user, workload, scope_id, container, totals)
+                containers = [c async for c in self.source.containers(user, workload)]
+                mapping = self.mappings[workload]
+                if mapping.check is not None:
+                    mapping.check(containers)
+                for container in containers:
+                    target = mapping.container_path(container)
+                    if target is None:  # excluded by a rule, or a folder that is never migrated
+                        totals.add(user.upn, workload, Counter({"excluded_containers": 1}))
+                        continue
+                    counts = await self._plan_container(user, workload, scope_id, container, target, totals)
                     totals.add(user.upn, workload, counts)
         self.progress.planned(totals.by_workload())
         return totals
 
-    async def _plan_container(self, user: User, workload: str, scope_id: int | None, container: Container, totals: PlanTotals) -> Counter:
-        target_path = "/".join(self.mappings[workload].container_path(container))
+    async def _plan_container(self, user: User, workload: str, scope_id: int | None, container: Container, target_path: tuple[str, ...], totals: PlanTotals) -> Counter:
         if scope_id is None:
             found = self.ledger.find_container(user.upn, workload, container.source_id)
             container_id, cursor = found if found else (None, None)

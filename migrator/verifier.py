@@ -39,7 +39,7 @@ class Verifier:
 
     async def run(self, upns: list[str] | None, workloads: list[str] | None) -> VerifyTotals:
         after = 0
-        containers: dict[int, tuple[str, str, str]] = {}
+        containers: dict[int, tuple[str, str, tuple[str, ...]]] = {}
         while batch := self.ledger.copied_items(upns, workloads, after_id=after):
             checked: list[tuple[int, str]] = []
             async with asyncio.TaskGroup() as group:
@@ -52,10 +52,10 @@ class Verifier:
         for container_id, (workload, owner, target_path) in containers.items():
             sink = self.sinks[workload]
             if sink.caps.listing:
-                path = tuple(p for p in target_path.split("/") if p)
+                path = target_path
                 extra = await sink.list_keys(owner, path) - self.ledger.dest_keys(container_id)
                 if extra:
-                    self.totals.target_only[f"{owner}:{target_path}"] = len(extra)
+                    self.totals.target_only[f"{owner}:{'/'.join(target_path)}"] = len(extra)
         if self.totals.target_only:
             self.ledger.record_event(self.run_id, "verify.target_only", "containers", self.totals.target_only)
         return self.totals

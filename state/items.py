@@ -3,13 +3,11 @@ Each method is one short transaction; a state change and its audit event commit 
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from state.models import Container, Item, ItemState, Scope, utcnow
-from state.queries import WorkItem, scope_filter
+from state.queries import WorkItem, decode_path, encode_path, scope_filter
 
 
 class ItemWrites:
@@ -34,10 +32,12 @@ class ItemWrites:
         with self.transaction() as s:
             return self._upsert(s, Scope, {"upn": upn, "workload": workload}, {"department": department, "target_owner": target_owner}).id
 
-    def upsert_container(self, scope_id: int, source_id: str, name: str, target_path: str, source_path: tuple[str, ...] = (), role: str = "") -> tuple[int, str | None]:
+    def upsert_container(
+        self, scope_id: int, source_id: str, name: str, target_path: tuple[str, ...], source_path: tuple[str, ...] = (), role: str = "",
+    ) -> tuple[int, str | None]:
         """Returns the container's row id and its committed delta cursor."""
         with self.transaction() as s:
-            values = {"name": name, "target_path": target_path, "source_path": json.dumps(list(source_path), ensure_ascii=False), "role": role}
+            values = {"name": name, "target_path": encode_path(target_path), "source_path": encode_path(source_path), "role": role}
             row = self._upsert(s, Container, {"scope_id": scope_id, "source_id": source_id}, values)
             return row.id, row.cursor
 
@@ -135,8 +135,8 @@ class ItemWrites:
                 claimed.append(
                     WorkItem(
                         item.id, item.source_id, item.kind, item.name, item.change_key, item.size,
-                        container.id, container.source_id, container.name, tuple(json.loads(container.source_path or "[]")), container.role,
-                        container.target_path, scope.upn, scope.workload,
+                        container.id, container.source_id, container.name, decode_path(container.source_path or "[]"), container.role,
+                        decode_path(container.target_path), scope.upn, scope.workload,
                         scope.target_owner, item.dest_key, item.dest_id, item.put_started_at is not None, item.attempts,
                     )
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -25,7 +26,7 @@ class WorkItem:
     container_name: str
     container_path: tuple[str, ...]
     container_role: str
-    target_path: str
+    target_path: tuple[str, ...]
     upn: str
     workload: str
     target_owner: str
@@ -42,12 +43,23 @@ class CopiedItem:
     workload: str
     target_owner: str
     container_id: int
-    target_path: str
+    target_path: tuple[str, ...]
     dest_key: str
     dest_id: str
     size: int | None
     content_hash: str | None
     dest_etag: str | None
+
+
+def encode_path(path: tuple[str, ...]) -> str:
+    """Folder paths are stored as JSON lists: a folder's name may itself contain "/"."""
+    return json.dumps(list(path), ensure_ascii=False)
+
+
+def decode_path(stored: str) -> tuple[str, ...]:
+    if stored.startswith("["):
+        return tuple(json.loads(stored))
+    return tuple(p for p in stored.split("/") if p)  # written by ledgers before paths were JSON
 
 
 def scope_filter(stmt, upns: list[str] | None, workloads: list[str] | None):
@@ -73,7 +85,7 @@ class Queries:
             )
             rows = s.execute(scope_filter(stmt, upns, workloads)).all()
             return [
-                CopiedItem(i.id, sc.upn, sc.workload, sc.target_owner, c.id, c.target_path, i.dest_key, i.dest_id or "", i.size, i.content_hash, i.dest_etag)
+                CopiedItem(i.id, sc.upn, sc.workload, sc.target_owner, c.id, decode_path(c.target_path), i.dest_key, i.dest_id or "", i.size, i.content_hash, i.dest_etag)
                 for i, c, sc in rows
             ]
 

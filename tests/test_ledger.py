@@ -54,7 +54,7 @@ def test_claims_of_an_interrupted_run_are_freed_and_the_run_marked(tmp_path):
         ledger.acquire()
         run_id = ledger.start_run("run")
         scope = ledger.upsert_scope("ada@example.org", "Finance", "mail", "ada@example.org")
-        container, _ = ledger.upsert_container(scope, "inbox", "Inbox", "INBOX")
+        container, _ = ledger.upsert_container(scope, "inbox", "Inbox", ("INBOX",))
         ledger.apply_plan(run_id, container, [("m1", "ck1", "message", "hello", 5)], [])
         assert len(ledger.claim(run_id, 5, None, None)) == 1
         assert ledger.claim(run_id, 5, None, None) == []
@@ -75,7 +75,7 @@ def test_a_version_1_ledger_is_upgraded_in_place_keeping_its_rows(tmp_path):
     url = f"sqlite:///{tmp_path / 'l.db'}"
     ledger = Ledger(url)
     scope = ledger.upsert_scope("ada@example.org", "Finance", "mail", "ada@example.org")
-    ledger.upsert_container(scope, "inbox", "Inbox", "INBOX")
+    ledger.upsert_container(scope, "inbox", "Inbox", ("INBOX",))
     ledger.close()
     db = sqlite3.connect(tmp_path / "l.db")
     db.execute("alter table container drop column source_path")
@@ -88,7 +88,7 @@ def test_a_version_1_ledger_is_upgraded_in_place_keeping_its_rows(tmp_path):
     upgraded = Ledger(url)
     try:
         assert upgraded.find_container("ada@example.org", "mail", "inbox") is not None
-        upgraded.upsert_container(scope, "inbox", "Inbox", "INBOX", ("Postvak IN",), "inbox")
+        upgraded.upsert_container(scope, "inbox", "Inbox", ("INBOX",), ("Postvak IN",), "inbox")
     finally:
         upgraded.close()
     db = sqlite3.connect(tmp_path / "l.db")
