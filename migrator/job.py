@@ -74,7 +74,7 @@ class Job:
         self.config = config
         self.ledger = ledger or Ledger(config.ledger_url)
         self.source = source or build_source(config)
-        self.sinks = sinks or {w: build_sink(w, config.targets[w]) for w in config.workloads}
+        self.sinks = sinks or {w: build_sink(w, config.targets[w], config) for w in config.workloads}
         self.mappings = build_mappings(config)
         self.progress = progress or NullProgress()
         self.fault_hook, self.sleep, self.rng = fault_hook, sleep, rng
@@ -106,6 +106,10 @@ class Job:
         finally:
             if closing is not None:
                 await closing()
+            for sink in self.sinks.values():  # pooled connections belong to this run's event loop too
+                close_sink = getattr(sink, "close", None)
+                if close_sink is not None:
+                    await close_sink()
 
     async def _run(self, command: str, selection: Selection, stages: tuple[str, ...], dry_run: bool, retry_failed: bool) -> JobResult:
         users, unknown, identities = await self.select(selection)

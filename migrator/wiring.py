@@ -42,14 +42,65 @@ def graph_source(config: Config) -> Source:
     return GraphSource(credentials, s.get("graph_url", "https://graph.microsoft.com/v1.0"), Politeness(per_mailbox=config.run.per_mailbox))
 
 
-def build_sink(workload: str, sink: SinkConfig) -> Sink:
+def build_sink(workload: str, sink: SinkConfig, config: Config | None = None) -> Sink:
     if sink.kind == "directory":
         return DirectorySink(sink.options["path"])
     if sink.kind == "memory":
         return MemorySink()
+    if sink.kind == "maildir":
+        from connectors.maildir import MaildirSink
+
+        return MaildirSink(sink.options["path"])
+    if sink.kind == "imap":
+        return imap_sink(sink, config)
     raise ConfigError(f"targets.{workload}.kind {sink.kind!r} is not available in this version", hint='use kind = "directory"')
+
+
+def imap_sink(sink: SinkConfig, config: Config | None) -> Sink:
+    from connectors.imap import ImapSink
+    from mappings.mail_folders import FolderRules
+
+    o = sink.options
+    if "master_user" in o:
+        master, secret = o["master_user"], o["master_password"].resolve()
+
+        def login(owner: str) -> tuple[str, str]:  # Dovecot's master user writes into every mailbox
+            return f"{owner}*{master}", secret
+    else:
+        password = o["password"].resolve()
+
+        def login(owner: str) -> tuple[str, str]:
+            return owner, password
+
+    rules = FolderRules.from_toml(config.mail.get("folders", {})) if config else FolderRules.from_toml({})
+    return ImapSink(o["host"], o["port"], security=o["security"], login=login, ca_file=o.get("ca_bundle"),
+                    special_use=special_use_of(rules), connections_per_owner=o.get("connections_per_owner", 2))
+
+
+def special_use_of(rules):
+    """The special-use flag a target folder gets when it is created (\\Sent for "Sent", ...)."""
+    from mappings.mail_folders import SPECIAL_USE
+
+    names = {rules.special_use_names.get(role, name): flag for role, (name, flag) in SPECIAL_USE.items() if flag}
+    return lambda path: names.get(path[0]) if len(path) == 1 else None
 
 
 def build_mappings(config: Config) -> dict[str, WorkloadMapping]:
     example = WorkloadMapping(example_mapping.container_path, example_mapping.map_item)
-    return {workload: example for workload in config.workloads}
+    mappings = {workload: example for workload in config.workloads}
+    if config.source_kind == "graph" and "mail" in config.workloads:
+        mappings["mail"] = mail_workload(config)
+    return mappings
+
+
+def mail_workload(config: Config) -> WorkloadMapping:
+    from mappings.mail import MailOptions, map_message
+    from mappings.mail_folders import FolderRules, check_one_to_one, target_path
+
+    rules = FolderRules.from_toml(config.mail.get("folders", {}))
+    options = MailOptions(add_source_header=config.mail.get("add_source_header", True))
+    return WorkloadMapping(
+        container_path=lambda container: target_path(container, rules),
+        item=lambda item, container: map_message(item, container, options),
+        check=lambda containers: check_one_to_one(containers, rules),
+    )
