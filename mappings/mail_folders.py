@@ -15,7 +15,9 @@ looking only at the folder's *source* path (its display names from the top of th
    rule for it wins, as those come first.
 5. otherwise the source path itself.
 
-Rules apply once, to the source path: a rule's target is never fed to another rule. A first name
+Rules apply once, to the source path: a rule's target is never fed to another rule. Rules that
+would go round in a circle if it were (A -> B with B -> A, or A -> A/Sub) are refused as a mistake;
+a chain that ends (A -> B, B -> C: A's mail in B, B's in C) is allowed. A first name
 "inbox" in any case becomes "INBOX", because IMAP treats that name case-insensitively and a folder
 spelled "Inbox" would silently be the inbox.
 
@@ -296,34 +298,38 @@ def _check_shadowed(rules: FolderRules) -> None:
                 )
 
 
-def _overlaps(a: FolderPath, b: FolderPath) -> bool:
-    return _is_under(a, b) or _is_under(b, a)
+def _rule_step(path: FolderPath, rules: FolderRules) -> tuple[tuple[str, FolderPath], FolderPath] | None:
+    """The rule that would place `path` and where, by the same precedence as `_resolve`."""
+    if any(_is_under(path, excluded) for excluded in rules.exclude):
+        return None
+    for table_name, table in (("rename", rules.rename), ("merge", rules.merge)):
+        prefix = _longest_prefix(path, table)
+        if prefix is not None:
+            return (table_name, prefix), table[prefix] + path[len(prefix) :]
+    return None
 
 
-def _check_loops(rules: FolderRules) -> None:
-    """A rule whose target overlaps another rule's source chains into it; a chain that comes back
-    to where it started swaps or cycles folders, which is almost always a mistyped path."""
-    edges = [(t, s, target) for t, s, target in _rules_in_order(rules) if target is not None]
-    following = {
-        (t, s): [(t2, s2) for t2, s2, _ in edges if (t2, s2) != (t, s) and _overlaps(target, s2)]
-        for t, s, target in edges
-    }
-    state: dict[tuple[str, FolderPath], str] = {}
+def _find_loop(start: FolderPath, rules: FolderRules) -> list[tuple[str, FolderPath]] | None:
+    """Feeds a path through the rules again and again, which they never do, to see whether a chain
+    comes back to a rule it used: such a chain swaps or cycles folders, almost always a typo."""
+    path, used = start, list[tuple[str, FolderPath]]()
+    for _ in range(len(rules.rename) + len(rules.merge) + 1):
+        step = _rule_step(path, rules)
+        if step is None or step[1] == path:
+            return None
+        rule, path = step
+        if rule in used:
+            return [*used[used.index(rule) :], rule]
+        used.append(rule)
+    return None
 
-    def visit(node: tuple[str, FolderPath], trail: list[tuple[str, FolderPath]]) -> None:
-        state[node] = "open"
-        for nxt in following[node]:
-            if state.get(nxt) == "open":
-                loop = trail[trail.index(nxt) :] + [node, nxt] if nxt in trail else [node, nxt]
-                names = " -> ".join(_rule_name(t, s) for t, s in loop)
-                raise ConfigError(f"mail folder rules form a loop: {names}", hint=_FIX_PATH)
-            if nxt not in state:
-                visit(nxt, [*trail, node])
-        state[node] = "done"
 
-    for node in following:
-        if node not in state:
-            visit(node, [])
+def _check_loops(rules: FolderRules, paths: Iterable[FolderPath] = ()) -> None:
+    starts = [*rules.rename, *rules.rename.values(), *rules.merge, *rules.merge.values(), *paths]
+    for start in starts:
+        if loop := _find_loop(start, rules):
+            names = " -> ".join(_rule_name(table, source) for table, source in loop)
+            raise ConfigError(f"mail folder rules form a loop: {names}", hint=_FIX_PATH)
 
 
 def check_rules(rules: FolderRules, separator: str | None = None) -> None:
@@ -371,6 +377,7 @@ def check_one_to_one(
     rule names an existing folder, for callers that check it across all mailboxes with
     `missing_sources`. `separator` is a hierarchy separator the sink cannot escape inside a name."""
     check_rules(rules, separator)
+    _check_loops(rules, (source_path(c) for c in containers))
     if require_sources and (missing := missing_sources(containers, rules)):
         raise ConfigError(f"{missing[0]} names a folder this mailbox does not have", hint=_FIX_PATH)
     well_known = well_known_paths(containers)

@@ -225,6 +225,18 @@ def test_rule_loops_are_refused(rules):
     assert caught.value.hint == "remove the rule or fix its path"
 
 
+def test_a_folder_nested_below_itself_is_a_loop():
+    with pytest.raises(ConfigError, match="loop"):
+        check_one_to_one(mailbox(), FolderRules(rename={P("Projecten"): P("Projecten/Alles")}))
+
+
+def test_rules_that_keep_a_subfolder_in_place_are_no_loop():
+    rules = FolderRules(rename={P("Projecten"): P("Projects"), P("Projecten/Oud"): P("Projecten/Oud")})
+    placed = targets(rules)
+    assert placed[("Projecten", "Oud")] == ("Projecten", "Oud")
+    assert placed[("Projecten", "2026")] == ("Projects", "2026")
+
+
 def test_a_chain_without_a_loop_is_applied_once():
     placed = targets(FolderRules(rename={P("Projecten/Oud"): P("Old"), P("Old"): P("Older")}, merge={}), [*DUTCH, ("", ("Old",))])
     assert placed[("Projecten", "Oud")] == ("Old",)
