@@ -312,7 +312,8 @@ def _rule_step(path: FolderPath, rules: FolderRules) -> tuple[tuple[str, FolderP
 def _find_loop(start: FolderPath, rules: FolderRules) -> list[tuple[str, FolderPath]] | None:
     """Feeds a path through the rules again and again, which they never do, to see whether a chain
     comes back to a rule it used: such a chain swaps or cycles folders, almost always a typo."""
-    path, used = start, list[tuple[str, FolderPath]]()
+    path = start
+    used: list[tuple[str, FolderPath]] = []
     for _ in range(len(rules.rename) + len(rules.merge) + 1):
         step = _rule_step(path, rules)
         if step is None or step[1] == path:
