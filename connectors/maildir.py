@@ -388,9 +388,11 @@ class MaildirSink:
     async def find(self, owner: str, path: tuple[str, ...], target: Target) -> DestRef | None:
         folder = self._folder(owner, path)
         self._scan(folder)
+        if target.dest_key not in folder.keys:
+            return None  # the index is complete for this run: a miss costs no directory listing
         relname = self._newest(folder, target.dest_key)
         if relname is None:
-            self._scan(folder, refresh=True)  # renamed or removed behind our back
+            self._scan(folder, refresh=True)  # renamed (new flags) or removed since we looked
             relname = self._newest(folder, target.dest_key)
         if relname is None:
             return None

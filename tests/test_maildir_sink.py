@@ -164,6 +164,21 @@ def test_a_fresh_sink_rebuilds_the_index_from_headers(sink):
     assert run(other.list_keys(OWNER, ("Nowhere",))) == set()
 
 
+def test_a_miss_is_answered_from_the_index_without_listing_the_folder(sink, monkeypatch):
+    import connectors.maildir as maildir
+
+    for key in ("a", "b"):
+        store(sink, ("INBOX",), message(key))
+    listings = []
+    original = maildir._message_names
+    monkeypatch.setattr(maildir, "_message_names", lambda folder: listings.append(folder) or original(folder))
+    fresh = MaildirSink(sink.root)
+    for n in range(50):
+        assert run(fresh.find(OWNER, ("INBOX",), message(f"new-{n}"))) is None
+    assert run(fresh.find(OWNER, ("INBOX",), message("a"))) is not None
+    assert len(listings) == 1
+
+
 def test_a_header_naming_another_message_is_refused(sink):
     run(sink.ensure_container(OWNER, ("INBOX",)))
     wrong = Target("mine", message("someone-else").payload)
@@ -206,6 +221,7 @@ def test_stat_follows_dovecot_renaming_a_file_for_new_flags(sink):
     again = run(sink.stat(OWNER, stored))
     assert again.dest_id == renamed.relative_to(sink.root).as_posix()
     assert again.content_hash == stored.content_hash
+    assert run(sink.find(OWNER, ("INBOX",), Target("m1", Payload.from_bytes(b"")))).dest_id == again.dest_id
     moved = renamed.parent.parent / "new" / renamed.name.split(":")[0]
     renamed.rename(moved)
     assert run(sink.stat(OWNER, stored)).dest_id.endswith("/new/" + moved.name)
