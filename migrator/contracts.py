@@ -51,5 +51,6 @@ class WorkloadMapping:
 
     container_path: Callable[[Container], tuple[str, ...] | None]  # None: the container is not migrated
     item: Callable[[Item, Container], Target | Skip]
-    # Checks one user's containers as a whole before planning (e.g. folder rules are one-to-one).
-    check: Callable[[list[Container]], object] | None = None
+    # Where needed, decides one user's container paths together (a subfolder follows its well-known
+    # parent; rules must stay one-to-one) and raises ConfigError when they cannot; source id -> path.
+    container_paths: Callable[[list[Container]], dict[str, tuple[str, ...] | None]] | None = None

@@ -51,10 +51,9 @@ class Planner:
                 scope_id = None if self.dry_run else self.ledger.upsert_scope(user.upn, user.department, workload, owner)
                 containers = [c async for c in self.source.containers(user, workload)]
                 mapping = self.mappings[workload]
-                if mapping.check is not None:
-                    mapping.check(containers)
+                decided = mapping.container_paths(containers) if mapping.container_paths is not None else {}
                 for container in containers:
-                    target = mapping.container_path(container)
+                    target = decided[container.source_id] if container.source_id in decided else mapping.container_path(container)
                     if target is None:  # excluded by a rule, or a folder that is never migrated
                         totals.add(user.upn, workload, Counter({"excluded_containers": 1}))
                         continue

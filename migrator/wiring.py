@@ -101,6 +101,6 @@ def mail_workload(config: Config) -> WorkloadMapping:
     options = MailOptions(add_source_header=config.mail.get("add_source_header", True))
     return WorkloadMapping(
         container_path=lambda container: target_path(container, rules),
-        item=lambda item, container: map_message(item, container, options),
-        check=lambda containers: check_one_to_one(containers, rules),
+        item=lambda item, container: map_message(item, container, options, rules),
+        container_paths=lambda containers: check_one_to_one(containers, rules, require_sources=False),
     )
