@@ -358,6 +358,23 @@ class _Prepared:
     size: int
     verbatim: bool
     spool: _Spool | None = None
+    source: AsyncIterator[bytes] | None = None  # the payload's own stream, closed after the put
+
+    async def close(self) -> None:
+        # A source stream may hold a connection or a concurrency slot until it is closed.
+        for stream in (self.chunks, self.source):
+            await _aclose(stream)
+        if self.spool is not None:
+            self.spool.close()
+
+
+async def _aclose(stream: AsyncIterator[bytes] | None) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception as exc:  # closing is tidying up; the put's own outcome matters more
+            log.debug("closing a payload stream failed: %s", exc)
 
 
 async def _prepend(head: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -382,7 +399,7 @@ async def _prepare(target: Target, key_line: bytes) -> _Prepared:
             head += await chunks.__anext__()
         except StopAsyncIteration:
             break
-    return _Prepared(_prepend(head, chunks), payload.size, head.startswith(key_line))
+    return _Prepared(_prepend(head, chunks), payload.size, head.startswith(key_line), source=chunks)
 
 
 # ---------------------------------------------------------------- errors and connections
@@ -707,8 +724,7 @@ class ImapSink:
                     if replace is not None and replace.dest_id != stored.dest_id:
                         await self._remove(conn, *parse_dest_id(replace.dest_id))
             finally:
-                if prepared.spool is not None:
-                    prepared.spool.close()
+                await prepared.close()
         return stored
 
     async def _store(self, conn: ImapConnection, mailbox: str, target: Target, prepared: _Prepared, flags: list[str], date: bytes | None) -> DestRef:
@@ -719,8 +735,12 @@ class ImapSink:
             # The server will hand these bytes back altered (bare CR/LF, NUL): carry them instead.
             log.info("%s has bytes IMAP would rewrite; storing it as a carrier message", key)
             await self._remove(conn, mailbox, uidvalidity, uid)
-            out = _Outgoing(target.payload.chunks(), prepared.size, key, carrier=True)
-            uidvalidity, uid = await self._append(conn, mailbox, key, flags, date, out)
+            again = target.payload.chunks()
+            try:
+                out = _Outgoing(again, prepared.size, key, carrier=True)
+                uidvalidity, uid = await self._append(conn, mailbox, key, flags, date, out)
+            finally:
+                await _aclose(again)
         return DestRef(key, make_dest_id(mailbox, uidvalidity, uid), out.count, out.sha256)
 
     async def _append(self, conn: ImapConnection, mailbox: str, key: str, flags: list[str], date: bytes | None, out: _Outgoing) -> tuple[int | None, int]:

@@ -5,7 +5,6 @@ literal whole). One command runs at a time per connection; the caller owns the c
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import logging
 import re
@@ -13,6 +12,9 @@ import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from mappings.imap_utf7 import decode as decode_mailbox  # noqa: F401 - part of this module's API
+from mappings.imap_utf7 import encode as encode_mailbox  # noqa: F401 - part of this module's API
 
 log = logging.getLogger(__name__)
 
@@ -25,41 +27,6 @@ _LITERAL_AT_END = re.compile(rb"~?\{(\d+)\+?\}\r\n\Z")
 _UNTAGGED = re.compile(rb"\* (?:(\d+) )?([A-Za-z0-9.=-]+) ?")
 _TAGGED = re.compile(rb"(\S+) (OK|NO|BAD|BYE)\b ?", re.IGNORECASE)
 _CODE = re.compile(r"\[([^\]]*)\] ?(.*)", re.DOTALL)
-
-
-# ---------------------------------------------------------------- mailbox names (RFC 3501 5.1.3)
-
-
-def encode_mailbox(name: str) -> str:
-    """Modified UTF-7: printable ASCII stays, "&" becomes "&-", other runs become &base64(UTF-16)-."""
-    out: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        if pending:
-            packed = base64.b64encode("".join(pending).encode("utf-16-be")).decode("ascii")
-            out.append("&" + packed.rstrip("=").replace("/", ",") + "-")
-            pending.clear()
-
-    for char in name:
-        if 0x20 <= ord(char) <= 0x7E:
-            flush()
-            out.append("&-" if char == "&" else char)
-        else:
-            pending.append(char)
-    flush()
-    return "".join(out)
-
-
-def decode_mailbox(name: str) -> str:
-    def run(match: re.Match[str]) -> str:
-        packed = match.group(1)
-        if not packed:
-            return "&"
-        packed = packed.replace(",", "/")
-        return base64.b64decode(packed + "=" * (-len(packed) % 4)).decode("utf-16-be")
-
-    return re.sub(r"&([^-]*)-", run, name)
 
 
 # ---------------------------------------------------------------- errors
@@ -267,8 +234,12 @@ class ImapConnection:
             await conn._greeting()
             if security == "starttls":
                 await conn._starttls(context, host)
-        except BaseException:
+        except BaseException as exc:
             conn.abort()
+            if isinstance(exc, TimeoutError):
+                raise ImapClosed(f"{host}:{port} sent no greeting within {timeout:g} s") from None
+            if isinstance(exc, asyncio.IncompleteReadError | ConnectionError):
+                raise ImapClosed(f"{host}:{port} closed the connection before greeting") from None
             raise
         return conn
 
@@ -313,7 +284,7 @@ class ImapConnection:
         try:
             response = await self._send(tag, args, untagged) or await self._collect(tag, untagged, on_literal)
         except TimeoutError:
-            raise ImapClosed(f"no answer from the server within {self.timeout:.0f} s") from None
+            raise ImapClosed(f"no answer from the server within {self.timeout:g} s") from None
         except (OSError, asyncio.IncompleteReadError) as exc:
             bye = next((u.text for u in untagged if u.kind == "BYE"), None)
             raise ImapClosed(f"server said BYE: {bye}" if bye else f"connection lost: {exc or type(exc).__name__}") from None

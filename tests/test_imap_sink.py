@@ -360,11 +360,48 @@ def test_a_server_certificate_nobody_trusts_is_an_item_error(server):
         run(sink.ensure_container("ada", ("INBOX",)))
 
 
-def test_a_wrong_password_is_an_item_error_naming_the_login(tmp_path):
+def test_logins_with_8_bit_passwords_and_a_wrong_password(tmp_path):
     # A server of its own: Dovecot slows every later login from the same address after a failure.
-    with running_dovecot(tmp_path / "auth", {"ada": "pw"}) as server:
+    with running_dovecot(tmp_path / "auth", {"ada": "pw", "eve": "geheim-é \"x\""}) as server:
+        assert run(make_sink(server).put("eve", ("INBOX",), mail_target("e"))).size == len(mail("e"))  # sent as a literal
         with pytest.raises(ItemError, match=r"AUTHENTICATIONFAILED.*login as ada refused"):
             run(make_sink(server, login=lambda owner: (owner, "wrong")).put("ada", ("INBOX",), mail_target("x")))
+
+
+def test_synchronising_literals_wait_for_the_continuation(server, monkeypatch):
+    monkeypatch.setattr(imap_client.ImapConnection, "_nonsync", lambda self, size: False)
+    sink = make_sink(server)
+    data = mail("sync", body="s" * 76 + "\r\n")
+    stored = run(sink.put("ada", ("INBOX",), mail_target("sync", data)))
+    assert run(sink.stat("ada", stored)).content_hash == hashlib.sha256(data).hexdigest()
+
+
+def test_a_server_that_does_not_answer_is_transient():
+    async def scenario():
+        silent = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+        port = silent.sockets[0].getsockname()[1]
+        try:
+            sink = ImapSink("127.0.0.1", port, security="plain", login=lambda o: (o, "pw"), timeout=0.3)
+            with pytest.raises(TransientError, match="no greeting"):
+                await sink.ensure_container("ada", ("INBOX",))
+        finally:
+            silent.close()
+
+    run(scenario())
+
+
+def test_a_put_that_fails_before_streaming_closes_the_payload_stream(server):
+    closed = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            yield mail("nowhere")
+        finally:
+            closed.append(True)
+
+    with pytest.raises(ItemError, match="nowhere"):
+        run(make_sink(server).put("ada", ("Bestaat niet",), Target("nowhere", Payload(chunks, size=len(mail("nowhere"))))))
+    assert closed == [True]
 
 
 # ---------------------------------------------------------------- connections
