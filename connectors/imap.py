@@ -700,14 +700,18 @@ class ImapSink:
                 return None if measured is None else DestRef(ref.dest_key, ref.dest_id, *measured)
 
     async def list_keys(self, owner: str, path: tuple[str, ...]) -> set[str]:
+        return set(await self.source_ids(owner, path))
+
+    async def source_ids(self, owner: str, path: tuple[str, ...]) -> list[str]:
+        """The source id of every message in a folder, repeats kept: a duplicate shows twice."""
         with _errors(f"cannot list {'/'.join(path)} of {owner}"):
             async with self._connection(owner) as conn:
                 mailbox = await self._mailbox(conn, owner, path)
                 info = await self._select(conn, mailbox, readonly=True)
                 if info is None or info.exists == 0:
-                    return set()
+                    return []
                 headers = await self._header_values(conn, b"1:*", (SOURCE_HEADER,))
-                return {fields[SOURCE_HEADER.lower()] for fields in headers.values() if fields.get(SOURCE_HEADER.lower())}
+                return [fields[SOURCE_HEADER.lower()] for fields in headers.values() if fields.get(SOURCE_HEADER.lower())]
 
     # -- storing
 
