@@ -25,8 +25,9 @@ test: $(STAMP) debs
 	$(BIN)/ruff check --quiet --select F,E9 migrator connectors mappings state tests bench
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) debs
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.mail
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .hypothesis

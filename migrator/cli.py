@@ -95,7 +95,8 @@ def _print_result(result: JobResult, dry_run: bool = False, plan_shown: bool = F
         console.print(f"copied {o['copied']}, already at target {o['healed']}, skipped {o['skipped']}, failed {o['failed']} ({result.copy.bytes:,} bytes)")
     if result.verify:
         v = result.verify.outcomes
-        console.print(f"verified {v['verified']}, mismatched {v['mismatch']}" + (f", unreachable {v['unreachable']}" if v["unreachable"] else ""))
+        console.print(f"verified {v['verified']}, mismatched {v['mismatch']}" + (f", unreachable {v['unreachable']}" if v["unreachable"] else "")
+                      + (f", not in the sample {v['not_sampled']}" if v["not_sampled"] else ""))
         for where, count in result.verify.target_only.items():
             console.print(f"[yellow]{count} items only at the target[/yellow] in {where}")
     if result.failed:
@@ -149,9 +150,14 @@ def verify(
     config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, department: DepartmentOpt = None,
     users_file: UsersFileOpt = None, workload: WorkloadOpt = None,
     audit: Annotated[bool, typer.Option("--audit", help="Also check the audit chain.")] = False,
+    sample: Annotated[Optional[float], typer.Option("--sample", help="Re-read only this share of items (0-1), the same ones each time.")] = None,
 ) -> None:
     """Re-read the targets and compare them with what the ledger says was copied."""
     cfg = _config(config, ledger)
+    if sample is not None:
+        if not 0 < sample <= 1:
+            raise UsageError(f"--sample must be above 0 and at most 1, got {sample}", hint="e.g. --sample 0.1")
+        cfg = replace(cfg, run=replace(cfg.run, verify_sample=sample))
     result, shown = _execute(cfg, "verify", Selection.from_config(cfg, department, users_file, workload), ("verify",))
     _print_result(result, plan_shown=shown)
     code = result.exit_code

@@ -62,6 +62,7 @@ class RunSettings:
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 300.0
     call_retries: int = 5
+    verify_sample: float = 1.0  # share of copied items re-read at the target by verify
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "mail": {"folders": dict, "add_source_header": bool},
     "run": {
         "concurrency": int, "per_mailbox": int, "max_attempts": int, "retry_base_seconds": (int, float),
-        "retry_max_seconds": (int, float), "call_retries": int,
+        "retry_max_seconds": (int, float), "call_retries": int, "verify_sample": (int, float),
     },
 }
 SINK_SCHEMA: dict[str, type | tuple[type, ...]] = {
@@ -202,7 +203,9 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     run_raw = raw.get("run", {})
     for key, value in run_raw.items():
         _positive(value, f"run.{key}")
-    run = RunSettings(**{k: (float(v) if k.endswith("seconds") else v) for k, v in run_raw.items()})
+    if run_raw.get("verify_sample", 1) > 1:
+        raise ConfigError(f"run.verify_sample must be between 0 and 1, got {run_raw['verify_sample']!r}", hint="e.g. 0.1 re-reads one item in ten")
+    run = RunSettings(**{k: (float(v) if k.endswith("seconds") or k == "verify_sample" else v) for k, v in run_raw.items()})
 
     return Config(
         source_kind=source_kind,

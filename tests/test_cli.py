@@ -202,3 +202,14 @@ def test_demo_migrates_and_resumes(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "copied 64 items" in out.stdout and "copied 0, retried the failed item" in out.stdout
     assert "Audit chain: " in out.stdout and "intact" in out.stdout
+
+
+def test_verify_can_reread_a_deterministic_sample(migrated):
+    work, _ = migrated
+    first = migrator("verify", "--sample", "0.25", cwd=work)
+    second = migrator("verify", "--sample", "0.25", cwd=work)
+    assert first.returncode == second.returncode == 1 and first.stdout == second.stdout  # 1: the one failed item
+    verified = int(first.stdout.split("verified ")[1].split(",")[0])
+    skipped = int(first.stdout.split("not in the sample ")[1].split()[0])
+    assert verified + skipped == 64 and 5 < verified < 30
+    assert migrator("verify", "--sample", "2", cwd=work).returncode == 2

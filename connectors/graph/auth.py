@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from migrator.errors import ConfigError, MigratorError
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+RENEW_BEFORE = 300.0  # seconds before expiry at which a token is renewed
 MICROSOFT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 
 
@@ -92,6 +94,7 @@ class TokenProvider:
         if credentials.token_cache is not None and credentials.token_cache.exists():
             self._cache.deserialize(credentials.token_cache.read_text())
         self._app = self._build_app()
+        self._current: tuple[str, float] | None = None  # (token, monotonic time to renew at)
 
     def _build_app(self):
         c = self.credentials
@@ -120,13 +123,20 @@ class TokenProvider:
 
     def token(self, force: bool = False) -> str:
         with self._lock:
+            if not force and self._current is not None and time.monotonic() < self._current[1]:
+                return self._current[0]
             result = self._acquire(force)
             if "access_token" not in result:
                 raise explain(result)
             self._persist()
+            # Renewed a little before it expires, so no request goes out with a token about to lapse.
+            lifetime = float(result.get("expires_in") or 300)
+            self._current = (result["access_token"], time.monotonic() + max(lifetime - RENEW_BEFORE, lifetime / 2))
             return result["access_token"]
 
     async def atoken(self, force: bool = False) -> str:
+        if not force and self._current is not None and time.monotonic() < self._current[1]:
+            return self._current[0]  # the common case, without a thread hop into msal
         return await asyncio.to_thread(self.token, force)
 
     def _acquire(self, force: bool) -> dict:
