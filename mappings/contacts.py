@@ -41,8 +41,10 @@ _PERSONAL_NAMES = ("givenName", "middleName", "surname", "nickName")
 _YEARLESS = 1604
 # Characters a vCard text value cannot carry (RFC 6350 §3.3 allows HTAB and no other control).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n|\u0085|\u2028|\u2029")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_LINE_OCTETS = 75  # RFC 6350 §3.2, not counting the CRLF
+_UNFOLDED = 1 << 62  # vobject counts characters, not octets, when it folds, so it is left to fold()
 _GRAPH_FRACTION = re.compile(r"(\.\d{1,6})\d*")  # Graph sends up to 7 fraction digits
 
 
@@ -114,7 +116,24 @@ def contact_to_vcard(metadata: dict[str, Any], options: ContactOptions = Contact
     _add_related(card, contact)
     _add_uri(card, "photo", _photo_uri(metadata.get("photo")))
     _add_rev(card, contact.get("lastModifiedDateTime"))
-    return card.serialize().encode("utf-8")
+    return fold(card.serialize(lineLength=_UNFOLDED))
+
+
+def fold(text: str) -> bytes:
+    """UTF-8 with every line at most 75 octets, continued on lines that start with one space, and
+    never split inside a character (RFC 6350 §3.2 asks for that so each line stays valid UTF-8)."""
+    out = bytearray()
+    for line in text.split("\r\n")[:-1]:  # serialize() ends every line, the last one too, in CRLF
+        room = _LINE_OCTETS
+        for char in line:
+            encoded = char.encode("utf-8")
+            if len(encoded) > room:
+                out += b"\r\n "
+                room = _LINE_OCTETS - 1
+            out += encoded
+            room -= len(encoded)
+        out += b"\r\n"
+    return bytes(out)
 
 
 # ------------------------------------------------------------------------------------ text values
