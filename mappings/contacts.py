@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -124,6 +124,9 @@ def fold(text: str) -> bytes:
     never split inside a character (RFC 6350 §3.2 asks for that so each line stays valid UTF-8)."""
     out = bytearray()
     for line in text.split("\r\n")[:-1]:  # serialize() ends every line, the last one too, in CRLF
+        if line.isascii():  # one octet a character: slices will do, which matters for photos
+            out += b"\r\n ".join(_ascii_pieces(line)) + b"\r\n"
+            continue
         room = _LINE_OCTETS
         for char in line:
             encoded = char.encode("utf-8")
@@ -134,6 +137,12 @@ def fold(text: str) -> bytes:
             room -= len(encoded)
         out += b"\r\n"
     return bytes(out)
+
+
+def _ascii_pieces(line: str) -> list[bytes]:
+    first, rest = line[:_LINE_OCTETS], line[_LINE_OCTETS:]
+    step = _LINE_OCTETS - 1
+    return [first.encode("ascii")] + [rest[i : i + step].encode("ascii") for i in range(0, len(rest), step)]
 
 
 # ------------------------------------------------------------------------------------ text values
@@ -292,7 +301,7 @@ def _timestamp(value: str) -> datetime | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # Graph times are UTC
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # Graph times are UTC
 
 
 def _add_rev(card: Any, value: Any) -> None:
@@ -300,7 +309,7 @@ def _add_rev(card: Any, value: Any) -> None:
     text = _text(value)
     moment = _timestamp(text) if text else None
     if moment is not None:
-        card.add("rev").value = moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        card.add("rev").value = moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 # -------------------------------------------------------------------------------------------- URIs

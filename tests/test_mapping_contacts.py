@@ -14,7 +14,7 @@ import os
 import random
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -169,8 +169,8 @@ def _normalised(text: str) -> str:
 def _expected_birthday(value: str) -> date:
     """An oracle independent of time zones: every way Exchange stores a birthday lies within
     twelve hours before or after midnight UTC of the day it means."""
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (moment + timedelta(hours=12)).astimezone(timezone.utc).date()
+    moment = datetime.fromisoformat(value)
+    return (moment + timedelta(hours=12)).astimezone(UTC).date()
 
 
 def _bare_contact(**fields: Any) -> dict[str, Any]:
@@ -372,7 +372,7 @@ def test_phones_addresses_and_uris_are_typed():
 
 @pytest.mark.parametrize("day", [date(1960, 7, 14), date(1975, 1, 31), date(1999, 3, 28), date(2004, 10, 30), date(1985, 12, 31)])
 def test_each_way_exchange_stores_a_birthday_names_the_same_date(day: date):
-    midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
     offset = 2 if 4 <= day.month <= 9 else 1  # what Outlook writes: today's rules for every year
     for stored in (midnight, midnight + timedelta(hours=11, minutes=59), midnight - timedelta(hours=offset), midnight - timedelta(hours=2)):
         text = stored.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -398,6 +398,18 @@ def test_photo_type_follows_the_signature():
     png = tiny_png(random.Random(3))
     assert only(_card(_bare_contact(displayName="Jan"), png), "PHOTO")[0].value.startswith("data:image/png;base64,")
     assert not only(_card(_bare_contact(displayName="Jan"), b""), "PHOTO")
+
+
+def test_a_large_photo_is_folded_and_kept_byte_for_byte():
+    photo = JPEG + random.Random(5).randbytes(400_000)
+    value = only(_card(_bare_contact(displayName="Jan"), photo), "PHOTO")[0].value
+    assert base64.b64decode(value.partition(",")[2]) == photo
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=300))
+def test_folding_keeps_every_line_within_75_octets_and_unfolds_to_the_same_text(value: str):
+    lines = _card(_bare_contact(displayName="Jan", personalNotes="é" + value))
+    assert text_of(only(lines, "NOTE")[0]) == _normalised("é" + value)
 
 
 def test_an_organisation_is_a_kind_org_card_without_n():
