@@ -149,13 +149,20 @@ def _series(writer: _Writer, uid: str, master: dict[str, Any], instances: list[d
     first = _start_of(master, zone)
     present, latest = _listed_starts(instances + exceptions, zone, all_day)
     until = None if rule.bounded else latest
-    cancelled = [s for s in expand(rule.value, first, until) if _key(s, all_day) not in present] if present else []
+    expanded = list(expand(rule.value, first, until)) if present else []
+    cancelled = [s for s in expanded if _key(s, all_day) not in present]
     if latest is not None and not all_day:
         writer.uses(zone, latest)
     extra = [f"RRULE:{rule.value}"] + [_datetime_line("EXDATE", s, zone, all_day, writer) for s in cancelled]
+    ordered = sorted(exceptions, key=lambda e: str(e.get("originalStart") or ""))
+    originals = [(e, _original_start(e, zone, all_day)) for e in ordered]
+    # An exception whose original start the rule does not yield (the pattern was edited after
+    # it was made) is added as an RDATE, or clients would have no occurrence for it to override.
+    yielded = {_key(s, all_day) for s in expanded}
+    extra += [_datetime_line("RDATE", o, zone, all_day, writer) for _, o in originals
+              if o is not None and expanded and _key(o, all_day) not in yielded]
     _vevent(writer, uid, master, zone, zone, extra)
-    for exception in sorted(exceptions, key=lambda e: str(e.get("originalStart") or "")):
-        original = _original_start(exception, zone, all_day)
+    for exception, original in originals:
         if original is None:
             continue
         recurrence_id = _datetime_line("RECURRENCE-ID", original, zone, all_day, writer)

@@ -75,9 +75,11 @@ class Transition:
     dst: bool
 
 
-def vtimezone(tzid: str, first_year: int, last_year: int) -> list[str]:
+@lru_cache(maxsize=1024)
+def vtimezone(tzid: str, first_year: int, last_year: int) -> tuple[str, ...]:
     """Content lines of a VTIMEZONE valid from the year before `first_year` through `last_year`
-    (and beyond when the zone keeps a yearly rule)."""
+    (and beyond when the zone keeps a yearly rule). Cached: it depends on its arguments alone
+    and every event of a calendar asks for much the same zones and years."""
     tz = _zoneinfo(tzid)
     changes = _from_before(transitions(tz, first_year - 2, last_year), datetime(first_year - 1, 1, 1, tzinfo=UTC))
     lines = ["BEGIN:VTIMEZONE", f"TZID:{tzid}"]
@@ -88,7 +90,7 @@ def vtimezone(tzid: str, first_year: int, last_year: int) -> list[str]:
         for change in changes:
             rule = _yearly_rule(tz, change, last_year) if last_of_kind[change.dst] is change else None
             lines += _observance(change, rule)
-    return lines + ["END:VTIMEZONE"]
+    return tuple(lines + ["END:VTIMEZONE"])
 
 
 def _from_before(changes: list[Transition], start: datetime) -> list[Transition]:

@@ -219,6 +219,23 @@ def test_cancelled_occurrences_become_exdates_and_exceptions_keep_their_recurren
     assert "UNTIL=20260428T065959Z" in text
 
 
+def test_an_exception_the_rule_does_not_yield_is_kept_as_an_rdate():
+    extra = _extra_series()
+    pacific = next(e for e in extra.events if e["type"] == "seriesMaster" and e["originalStartTimeZone"] == "Pacific Standard Time"
+                   and e["recurrence"]["pattern"]["type"] == "weekly")
+    metadata = reader_metadata(extra, pacific)
+    stray = "2025-11-04T16:30:00Z"  # a Tuesday: the weekly Monday rule never yields it
+    for listed in metadata["instances"] + metadata["exceptions"]:
+        if listed["type"] == "exception":
+            listed["originalStart"] = stray
+    data = event_to_ics(metadata)
+    assert b"RDATE;TZID=America/Los_Angeles:20251104T083000\r\n" in data
+    assert b"EXDATE;TZID=America/Los_Angeles:20251103T083000\r\n" in data
+    starts = {s for s, _ in _ics_occurrences(data, False)}
+    assert datetime(2025, 11, 3, 18, 30, tzinfo=UTC) in starts  # the exception's own start
+    assert datetime(2025, 11, 3, 16, 30, tzinfo=UTC) not in starts
+
+
 # --- time zones ---------------------------------------------------------------------------------------------
 
 
