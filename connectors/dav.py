@@ -131,7 +131,8 @@ def canonical_digest(text: str) -> str | None:
     kept = [line for line in _unfold(text) if not line.upper().startswith((SENT_PROPERTY + ";", SENT_PROPERTY + ":"))]
     try:
         rendered = vobject.readOne("\r\n".join(kept) + "\r\n").serialize()
-    except Exception:  # vobject raises many kinds for text it cannot parse or render
+    except (vobject.base.VObjectError, ValueError, TypeError, AttributeError, KeyError, IndexError):
+        # vobject raises all of these for text it cannot parse or render
         return None
     return hashlib.sha256(rendered.encode("utf-8")).hexdigest()
 
@@ -344,6 +345,9 @@ class DavSink:
 
     async def ensure_container(self, owner: str, path: tuple[str, ...]) -> str:
         collection = self.collection_path(owner, path)
+        # Looking first spares an error answer when it exists (Radicale delays 403s by a second).
+        if await self._collection_type(owner, collection) == _COLLECTION_TYPES[self.kind]:
+            return collection
         name = _xml_text(display_name(path))
         if self.kind == "caldav":
             answer = await self._request(owner, "MKCALENDAR", collection, content=_MKCALENDAR.format(name=name).encode("utf-8"), headers=_XML)
@@ -356,7 +360,7 @@ class DavSink:
         if existing is None:
             raise ItemError(f"cannot create {display_name(path)!r} at {collection}: {_said(answer)}")
         if existing != _COLLECTION_TYPES[self.kind]:
-            raise ItemError(f"{collection} exists but is not a {'calendar' if self.kind == 'caldav' else 'address book'}")
+            raise ItemError(f"{collection} exists but is not {'a calendar' if self.kind == 'caldav' else 'an address book'}")
         return collection
 
     async def find(self, owner: str, path: tuple[str, ...], target: Target) -> DestRef | None:
