@@ -368,9 +368,13 @@ class DavSink:
         return await self._read(owner, target.dest_key, url_path)
 
     async def put(self, owner: str, path: tuple[str, ...], target: Target, replace: DestRef | None = None) -> DestRef:
+        """Creates (If-None-Match: *) or replaces (If-Match: replace.etag) one object.
+
+        A `replace` without an etag overwrites unconditionally: there is nothing to compare with.
+        """
         collection = self.collection_path(owner, path)
         url_path = collection + _object_segment(target.dest_key)
-        data = await target.payload.read_all()
+        data = await target.payload.read_all()  # objects are small (servers cap them near 10 MB)
         body = encode_object(data, self.kind, target.dest_key)
         headers = {"Content-Type": str(target.metadata.get("content_type") or self.content_type)}
         if replace is None:
