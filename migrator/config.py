@@ -19,7 +19,8 @@ from migrator.errors import ConfigError
 from migrator.model import WORKLOADS
 
 SOURCE_KINDS = ("example", "graph")
-SINK_KINDS = ("directory", "memory", "imap", "maildir")
+SINK_KINDS = ("directory", "memory", "imap", "maildir", "caldav", "carddav")
+SINK_WORKLOADS = {"imap": ("mail",), "maildir": ("mail",), "caldav": ("calendar",), "carddav": ("contacts",)}
 IMAP_SECURITY = ("tls", "starttls", "plain")
 _SECRET_KEY = re.compile(r"(secret|password|token|private_key)", re.I)
 
@@ -100,6 +101,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
 SINK_SCHEMA: dict[str, type | tuple[type, ...]] = {
     "kind": str, "path": str, "host": str, "port": int, "security": str, "ca_bundle": str,
     "master_user": str, "master_password": dict, "password": dict, "connections_per_owner": int,
+    "url": str, "home": str, "user_passwords": dict,
 }
 
 DEFAULT_IDENTITY = {"imap_login": "{upn}", "nextcloud_user": "{local}", "matrix_id": "@{local}:example.org"}
@@ -274,10 +276,13 @@ def _parse_targets(raw: dict[str, Any], workloads: tuple[str, ...], base_dir: Pa
             if "path" not in options:
                 raise ConfigError(f"targets.{workload}.path is required for a {kind} target", hint='e.g. path = "migrated/' + workload + '"')
             options["path"] = str((base_dir / options["path"]).resolve())
-        if kind in ("imap", "maildir") and workload != "mail":
-            raise ConfigError(f"targets.{workload}.kind = {kind!r} only takes mail", hint="use it under [targets.mail]")
+        if kind in SINK_WORKLOADS and workload not in SINK_WORKLOADS[kind]:
+            only = SINK_WORKLOADS[kind][0]
+            raise ConfigError(f"targets.{workload}.kind = {kind!r} only takes {only}", hint=f"use it under [targets.{only}]")
         if kind == "imap":
             _check_imap(workload, options, base_dir)
+        if kind in ("caldav", "carddav"):
+            _check_dav(workload, options, base_dir)
         targets[workload] = SinkConfig(kind, options)
     for workload in workloads:
         if workload not in targets:
@@ -297,6 +302,17 @@ def _check_imap(workload: str, options: dict[str, Any], base_dir: Path) -> None:
         raise ConfigError(f"{where}.master_user and {where}.master_password go together", hint="a Dovecot master user logs in as user*master")
     if "master_user" not in options and "password" not in options:
         raise ConfigError(f"{where} needs master_user + master_password, or password", hint='e.g. master_password = { env = "IMAP_MASTER_PASSWORD" }')
+    if "ca_bundle" in options:
+        options["ca_bundle"] = str((base_dir / options["ca_bundle"]).resolve())
+
+
+def _check_dav(workload: str, options: dict[str, Any], base_dir: Path) -> None:
+    where = f"targets.{workload}"
+    url = options.get("url", "")
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"{where}.url must be the server's http(s) URL, got {url!r}", hint='e.g. url = "https://cloud.example.org"')
+    if "password" not in options and "user_passwords" not in options:
+        raise ConfigError(f"{where} needs password or user_passwords", hint='e.g. user_passwords = { file = "app-passwords.csv" } (login,password per line)')
     if "ca_bundle" in options:
         options["ca_bundle"] = str((base_dir / options["ca_bundle"]).resolve())
 

@@ -10,7 +10,7 @@ from connectors.memory import MemorySink
 from mappings import example as example_mapping
 from migrator.config import Config, SinkConfig
 from migrator.contracts import Sink, Source, WorkloadMapping
-from migrator.errors import ConfigError
+from migrator.errors import ConfigError, ItemError
 
 
 def build_source(config: Config) -> Source:
@@ -53,6 +53,8 @@ def build_sink(workload: str, sink: SinkConfig, config: Config | None = None) ->
         return MaildirSink(sink.options["path"])
     if sink.kind == "imap":
         return imap_sink(sink, config)
+    if sink.kind in ("caldav", "carddav"):
+        return dav_sink(sink)
     raise ConfigError(f"targets.{workload}.kind {sink.kind!r} is not available in this version", hint='use kind = "directory"')
 
 
@@ -77,6 +79,27 @@ def imap_sink(sink: SinkConfig, config: Config | None) -> Sink:
                     special_use=special_use_of(rules), connections_per_owner=o.get("connections_per_owner", 2))
 
 
+def dav_sink(sink: SinkConfig) -> Sink:
+    from connectors.dav import DavSink
+
+    o = sink.options
+    if "user_passwords" in o:  # app passwords, one per user: "login,password" lines
+        table = dict(line.split(",", 1) for line in o["user_passwords"].resolve().splitlines() if "," in line)
+
+        def login(owner: str) -> tuple[str, str]:
+            if owner not in table:
+                raise ItemError(f"no password for {owner} in {o['user_passwords'].file or o['user_passwords'].env}")
+            return owner, table[owner].strip()
+    else:
+        password = o["password"].resolve()
+
+        def login(owner: str) -> tuple[str, str]:
+            return owner, password
+
+    home = (lambda owner: o["home"].format(user=owner)) if "home" in o else None
+    return DavSink(o["url"], kind=sink.kind, login=login, home=home, ca_file=o.get("ca_bundle"))
+
+
 def special_use_of(rules):
     """The special-use flag a target folder gets when it is created (\\Sent for "Sent", ...)."""
     from mappings.mail_folders import SPECIAL_USE
@@ -90,6 +113,16 @@ def build_mappings(config: Config) -> dict[str, WorkloadMapping]:
     mappings = {workload: example for workload in config.workloads}
     if config.source_kind == "graph" and "mail" in config.workloads:
         mappings["mail"] = mail_workload(config)
+    if config.source_kind == "graph" and "calendar" in config.workloads:
+        from mappings.calendar import calendar_mapping
+
+        mappings["calendar"] = calendar_mapping()
+    if config.source_kind == "graph" and "contacts" in config.workloads:
+        from mappings.contacts import ContactOptions, contacts_mapping
+
+        # The tenant's own domain marks an address as work; Graph does not label them.
+        tenant = config.source.get("tenant_id", "")
+        mappings["contacts"] = contacts_mapping(ContactOptions.of(work_domains=[tenant] if "." in tenant else []))
     return mappings
 
 
