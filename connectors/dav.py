@@ -396,6 +396,15 @@ class DavSink:
     async def stat(self, owner: str, ref: DestRef) -> DestRef | None:
         return await self._read(owner, ref.dest_key, self._relative(ref.dest_id))
 
+    async def read(self, owner: str, ref: DestRef) -> bytes | None:
+        """The stored object as the server returns it, for checks beyond its hash."""
+        answer = await self._request(owner, "GET", self._relative(ref.dest_id))
+        if answer.status in (404, 410):
+            return None
+        if answer.status != 200:
+            raise ItemError(f"cannot read {ref.dest_key}: {_said(answer)}")
+        return answer.content
+
     async def list_keys(self, owner: str, path: tuple[str, ...]) -> set[str]:
         collection = self.collection_path(owner, path)
         answer = await self._request(owner, "PROPFIND", collection, content=_PROPFIND.encode(), headers={**_XML, "Depth": "1"})

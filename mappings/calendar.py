@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta, timezone
 from html.parser import HTMLParser
 from typing import Any
 
+from mappings.calendar_check import occurrence_problem
 from mappings.recurrence_rules import expand, rrule
 from mappings.timezones import Zone, resolve, vtimezone
 from migrator.contracts import WorkloadMapping
@@ -56,6 +57,7 @@ def calendar_mapping() -> WorkloadMapping:
     return WorkloadMapping(
         container_path=lambda container: (collection_name(container.name),),
         item=map_event,
+        verify=occurrence_problem,
     )
 
 

@@ -54,3 +54,5 @@ class WorkloadMapping:
     # Where needed, decides one user's container paths together (a subfolder follows its well-known
     # parent; rules must stay one-to-one) and raises ConfigError when they cannot; source id -> path.
     container_paths: Callable[[list[Container]], dict[str, tuple[str, ...] | None]] | None = None
+    # A deeper check verify runs where hashes are not enough: stored bytes and a fresh source item -> problem or "".
+    verify: Callable[[bytes, Item], str] | None = None

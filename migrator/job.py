@@ -154,7 +154,8 @@ class Job:
                 self.progress.stop()
             self.ledger.promote_cursors(run_id)
         if "verify" in stages:
-            result.verify = await Verifier(self.ledger, run_id, self.sinks, sample=self.config.run.verify_sample).run(upns, workloads)
+            verifier = Verifier(self.ledger, run_id, self.sinks, sample=self.config.run.verify_sample, source=self.source, mappings=self.mappings)
+            result.verify = await verifier.run(upns, workloads)
         counts = self.ledger.state_counts(upns, workloads)
         result.failed = sum(row[4] for row in counts if row[3] in (ItemState.FAILED, ItemState.MISMATCH))
         result.unfinished = sum(row[4] for row in counts if row[3] == ItemState.PLANNED) if "copy" in stages else 0

@@ -49,6 +49,13 @@ class CopiedItem:
     size: int | None
     content_hash: str | None
     dest_etag: str | None
+    source_id: str = ""
+    kind: str = ""
+    change_key: str = ""
+    container_source_id: str = ""
+    container_name: str = ""
+    container_path: tuple[str, ...] = ()
+    container_role: str = ""
 
 
 def encode_path(path: tuple[str, ...]) -> str:
@@ -85,7 +92,9 @@ class Queries:
             )
             rows = s.execute(scope_filter(stmt, upns, workloads)).all()
             return [
-                CopiedItem(i.id, sc.upn, sc.workload, sc.target_owner, c.id, decode_path(c.target_path), i.dest_key, i.dest_id or "", i.size, i.content_hash, i.dest_etag)
+                CopiedItem(i.id, sc.upn, sc.workload, sc.target_owner, c.id, decode_path(c.target_path), i.dest_key, i.dest_id or "", i.size,
+                           i.content_hash, i.dest_etag, i.source_id, i.kind, i.change_key, c.source_id, c.name,
+                           decode_path(c.source_path or "[]"), c.role)
                 for i, c, sc in rows
             ]
 
