@@ -18,8 +18,9 @@ from migrator.config import load_config
 from migrator.job import Job, Selection
 from migrator.sandbox.api_mail import mailbox
 from migrator.sandbox.app import Sandbox
-from migrator.sandbox.tenant import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Tenant
+from migrator.sandbox.tenant import Tenant
 from migrator.sandbox.tls import ensure_tls
+from tests.graph.configs import sandbox_source
 from tests.fixtures.dovecot import DEFAULT_MASTER, running_dovecot
 
 BASELINE_USER = "baseline@bench.example"
@@ -43,19 +44,9 @@ def imaplib_loop(server, messages: list[bytes]) -> float:
 
 
 def write_config(root: Path, sandbox: Sandbox, server) -> Path:
-    (root / "graph-secret").write_text(SANDBOX_CLIENT_SECRET)
     (root / "imap-master").write_text(DEFAULT_MASTER[1])
     (root / "migrator.toml").write_text(f"""
-[source]
-kind = "graph"
-tenant_id = "{sandbox.tenant.identity.tenant_id}"
-client_id = "{SANDBOX_CLIENT_ID}"
-client_secret = {{ file = "graph-secret" }}
-authority_url = "{sandbox.base}"
-graph_url = "{sandbox.url}"
-ca_bundle = "{sandbox.ca_file}"
-[batch]
-department = "{sandbox.tenant.users[0]['department']}"
+{sandbox_source(root, sandbox)}
 [workloads]
 enabled = ["mail"]
 [targets.mail]

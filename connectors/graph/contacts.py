@@ -19,8 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from connectors.graph.session import GraphApiError, GraphSession, item_failure
-from migrator.errors import CursorExpired
-from migrator.model import Change, Container, Cursor, Item, ItemRef, Payload, Removed, User
+from migrator.model import Change, Container, Item, ItemRef, Payload, User
 
 CONTACT_FIELDS = "id,changeKey,displayName,parentFolderId"
 FOLDER_FIELDS = "id,displayName,parentFolderId"
@@ -75,22 +74,9 @@ class ContactsReader:
                 return DEFAULT_NAME
             raise
 
-    async def changes(self, user: User, container: Container, cursor: str | None) -> AsyncIterator[Change]:
+    def changes(self, user: User, container: Container, cursor: str | None) -> AsyncIterator[Change]:
         url = cursor or f"users/{user.source_id}/contactFolders/{container.source_id}/contacts/delta?$select={CONTACT_FIELDS}"
-        headers = {"Prefer": f"odata.maxpagesize={PAGE}"}
-        try:
-            async for page in self.session.pages(url, headers=headers):
-                for entry in page.get("value", []):
-                    if "@removed" in entry:
-                        yield Removed(entry["id"])
-                    else:
-                        yield ItemRef(entry["id"], entry.get("changeKey", ""), "contact", entry.get("displayName") or "")
-                if "@odata.deltaLink" in page:
-                    yield Cursor(page["@odata.deltaLink"])
-        except GraphApiError as exc:
-            if exc.status == 410:
-                raise CursorExpired(f"the delta token of contact folder {container.name} has expired") from None
-            raise
+        return self.session.delta(url, "contact", "displayName", f"contact folder {container.name}", PAGE)
 
     async def fetch(self, user: User, container: Container, ref: ItemRef) -> Item:
         base = f"users/{user.source_id}/contacts/{ref.source_id}"

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from connectors.graph.session import GraphApiError, GraphSession, item_failure
-from migrator.errors import CursorExpired
-from migrator.model import Change, Container, Cursor, Item, ItemRef, Payload, Removed, User
+from migrator.model import Change, Container, Item, ItemRef, Payload, User
 
 ROLES = ("inbox", "sentitems", "drafts", "deleteditems", "junkemail", "archive", "outbox")
 MESSAGE_FIELDS = (
@@ -40,22 +39,9 @@ class MailReader:
                 if folder.get("childFolderCount"):
                     pending.append((f"users/{user.source_id}/mailFolders/{folder['id']}/childFolders", path))
 
-    async def changes(self, user: User, container: Container, cursor: str | None) -> AsyncIterator[Change]:
+    def changes(self, user: User, container: Container, cursor: str | None) -> AsyncIterator[Change]:
         url = cursor or f"users/{user.source_id}/mailFolders/{container.source_id}/messages/delta?$select={MESSAGE_FIELDS}"
-        headers = {"Prefer": f"odata.maxpagesize={PAGE}"}
-        try:
-            async for page in self.session.pages(url, headers=headers):
-                for entry in page.get("value", []):
-                    if "@removed" in entry:
-                        yield Removed(entry["id"])
-                    else:
-                        yield ItemRef(entry["id"], entry.get("changeKey", ""), "message", entry.get("subject") or "")
-                if "@odata.deltaLink" in page:
-                    yield Cursor(page["@odata.deltaLink"])
-        except GraphApiError as exc:
-            if exc.status == 410:
-                raise CursorExpired(f"the delta token of folder {container.name} has expired") from None
-            raise
+        return self.session.delta(url, "message", "subject", f"folder {container.name}", PAGE)
 
     async def fetch(self, user: User, container: Container, ref: ItemRef) -> Item:
         base = f"users/{user.source_id}/messages/{ref.source_id}"

@@ -17,7 +17,8 @@ from msgraph import GraphRequestAdapter, GraphServiceClient
 from connectors.graph.auth import TokenProvider
 from connectors.graph.transport import GraphTransport, Politeness
 from migrator import __version__
-from migrator.errors import ItemError, MigratorError, TransientError
+from migrator.errors import CursorExpired, ItemError, MigratorError, TransientError
+from migrator.model import Change, Cursor, ItemRef, Removed
 
 USER_AGENT = f"migrator/{__version__} (M365 to open-source migration)"
 BATCH_LIMIT = 20
@@ -86,6 +87,23 @@ class GraphSession:
             page = await self.get_json(url, params, headers)
             yield page
             url, params = page.get("@odata.nextLink"), None
+
+    async def delta(self, url: str, kind: str, name_field: str, what: str, page_size: int = 100) -> AsyncIterator[Change]:
+        """An Outlook delta listing as changes: ItemRefs keyed by changeKey, Removed for @removed,
+        then the whole deltaLink as the Cursor; 410 means the token expired (CursorExpired)."""
+        try:
+            async for page in self.pages(url, headers={"Prefer": f"odata.maxpagesize={page_size}"}):
+                for entry in page.get("value", []):
+                    if "@removed" in entry:
+                        yield Removed(entry["id"])
+                    else:
+                        yield ItemRef(entry["id"], entry.get("changeKey", ""), kind, entry.get(name_field) or "")
+                if "@odata.deltaLink" in page:
+                    yield Cursor(page["@odata.deltaLink"])
+        except GraphApiError as exc:
+            if exc.status == 410:
+                raise CursorExpired(f"the delta token of {what} has expired") from None
+            raise
 
     async def items(self, path_or_url: str, params: dict | None = None, headers: dict | None = None) -> AsyncIterator[dict[str, Any]]:
         async for page in self.pages(path_or_url, params, headers):

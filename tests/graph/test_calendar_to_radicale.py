@@ -18,8 +18,9 @@ from migrator.job import Job, Selection
 from migrator.sandbox.api_calendar import calendars
 from migrator.sandbox.app import Sandbox
 from migrator.sandbox.gen_calendar import instances, listed_events, with_time_zone
-from migrator.sandbox.tenant import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Tenant
+from migrator.sandbox.tenant import Tenant
 from state.ledger import Ledger
+from tests.graph.configs import sandbox_source
 from tests.fixtures.radicale import running_radicale
 
 WINDOW = (dt.datetime(2025, 6, 1, tzinfo=dt.UTC), dt.datetime(2027, 6, 1, tzinfo=dt.UTC))
@@ -41,21 +42,9 @@ def local(user: dict) -> str:
 
 
 def dav_config(tmp_path, sandbox, server):
-    (tmp_path / "graph-secret").write_text(SANDBOX_CLIENT_SECRET)
     (tmp_path / "dav-secret").write_text(PASSWORD)
     (tmp_path / "migrator.toml").write_text(f"""
-[source]
-kind = "graph"
-tenant_id = "{sandbox.tenant.identity.tenant_id}"
-client_id = "{SANDBOX_CLIENT_ID}"
-client_secret = {{ file = "graph-secret" }}
-authority_url = "{sandbox.base}"
-graph_url = "{sandbox.url}"
-ca_bundle = "{sandbox.ca_file}"
-
-[batch]
-department = "{sandbox.tenant.users[0]['department']}"
-
+{sandbox_source(tmp_path, sandbox)}
 [workloads]
 enabled = ["calendar", "contacts"]
 

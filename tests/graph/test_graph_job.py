@@ -10,26 +10,13 @@ from migrator.config import load_config
 from migrator.job import Job, Selection
 from migrator.model import WORKLOADS
 from migrator.sandbox.api_mail import mailbox
-from migrator.sandbox.tenant import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+from tests.graph.configs import sandbox_source
 
 
 def write_config(tmp_path, sandbox, workloads=WORKLOADS) -> object:
-    (tmp_path / "secret").write_text(SANDBOX_CLIENT_SECRET + "\n")
-    department = sandbox.tenant.users[0]["department"]
     targets = "\n".join(f'[targets.{w}]\nkind = "memory"\n' for w in workloads)
     (tmp_path / "migrator.toml").write_text(f"""
-[source]
-kind = "graph"
-tenant_id = "{sandbox.tenant.identity.tenant_id}"
-client_id = "{SANDBOX_CLIENT_ID}"
-client_secret = {{ file = "secret" }}
-authority_url = "{sandbox.base}"
-graph_url = "{sandbox.url}"
-ca_bundle = "{sandbox.ca_file}"
-
-[batch]
-department = "{department}"
-
+{sandbox_source(tmp_path, sandbox)}
 [workloads]
 enabled = {list(workloads)!r}
 
@@ -67,7 +54,7 @@ def test_the_cli_reports_a_refused_secret_in_one_line(tmp_path, sandbox):
 
     write_config(tmp_path, sandbox, ("mail",))
     (tmp_path / "migrator.toml").write_text((tmp_path / "migrator.toml").read_text().replace('kind = "memory"', 'kind = "directory"\npath = "out"'))
-    (tmp_path / "secret").write_text("not-the-secret\n")
+    (tmp_path / "graph-secret").write_text("not-the-secret\n")
     out = subprocess.run([sys.executable, "-m", "migrator", "run", "-c", str(tmp_path / "migrator.toml")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stderr
     assert out.stderr.splitlines() == [

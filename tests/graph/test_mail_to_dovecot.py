@@ -17,8 +17,9 @@ from migrator.model import Payload, Target
 from migrator.job import Job, Selection
 from migrator.sandbox.api_mail import mailbox
 from migrator.sandbox.app import Sandbox
-from migrator.sandbox.tenant import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Tenant
+from migrator.sandbox.tenant import Tenant
 from state.ledger import Ledger
+from tests.graph.configs import sandbox_source
 from tests.fixtures.dovecot import DEFAULT_MASTER, running_dovecot
 from tests.helpers import CrashAfter, is_crash
 
@@ -34,21 +35,9 @@ def department_members(sandbox: Sandbox) -> list[dict]:
 
 
 def mail_config(tmp_path, sandbox: Sandbox, server) -> object:
-    (tmp_path / "graph-secret").write_text(SANDBOX_CLIENT_SECRET)
     (tmp_path / "imap-master").write_text(DEFAULT_MASTER[1])
     (tmp_path / "migrator.toml").write_text(f"""
-[source]
-kind = "graph"
-tenant_id = "{sandbox.tenant.identity.tenant_id}"
-client_id = "{SANDBOX_CLIENT_ID}"
-client_secret = {{ file = "graph-secret" }}
-authority_url = "{sandbox.base}"
-graph_url = "{sandbox.url}"
-ca_bundle = "{sandbox.ca_file}"
-
-[batch]
-department = "{sandbox.tenant.users[0]['department']}"
-
+{sandbox_source(tmp_path, sandbox)}
 [workloads]
 enabled = ["mail"]
 

@@ -1,0 +1,26 @@
+"""The [source] section every end-to-end test (and the mail benchmark) writes for the sandbox,
+with the client secret in a file beside the config, as a migration team would keep it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from migrator.sandbox.app import Sandbox
+from migrator.sandbox.tenant import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+
+
+def sandbox_source(directory: Path, sandbox: Sandbox) -> str:
+    (directory / "graph-secret").write_text(SANDBOX_CLIENT_SECRET + "\n")
+    return f"""
+[source]
+kind = "graph"
+tenant_id = "{sandbox.tenant.identity.tenant_id}"
+client_id = "{SANDBOX_CLIENT_ID}"
+client_secret = {{ file = "graph-secret" }}
+authority_url = "{sandbox.base}"
+graph_url = "{sandbox.url}"
+ca_bundle = "{sandbox.ca_file}"
+
+[batch]
+department = "{sandbox.tenant.users[0]['department']}"
+"""
