@@ -20,8 +20,8 @@ from migrator.sandbox.api_mail import mailbox
 from migrator.sandbox.app import Sandbox
 from migrator.sandbox.tenant import Tenant
 from migrator.sandbox.tls import ensure_tls
-from tests.graph.configs import sandbox_source
 from tests.fixtures.dovecot import DEFAULT_MASTER, running_dovecot
+from tests.graph.configs import sandbox_source
 
 BASELINE_USER = "baseline@bench.example"
 

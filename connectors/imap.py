@@ -324,7 +324,7 @@ class _Spool:
     literal can announce its size; it also learns whether the bytes can be stored verbatim."""
 
     def __init__(self) -> None:
-        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - owned by the spool, closed in close()
         self.size, self.head, self.lines = 0, b"", _LineCheck()
 
     @classmethod
@@ -373,7 +373,7 @@ async def _aclose(stream: AsyncIterator[bytes] | None) -> None:
     if close is not None:
         try:
             await close()
-        except Exception as exc:  # closing is tidying up; the put's own outcome matters more
+        except Exception as exc:  # noqa: BLE001 - closing is tidying up; the put's own outcome matters more
             log.debug("closing a payload stream failed: %s", exc)
 
 

@@ -44,7 +44,7 @@ import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ _UNIQUE_AGE = re.compile(r"^(\d+)\.M(\d+)P\d+(?:Q(\d+))?")
 _ESCAPE_SEQUENCE = re.compile(r"\\([0-9a-fA-F]{2})")
 _MODE_DIR = 0o700  # mail is private: the same modes Dovecot creates
 _MODE_FILE = 0o600
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # ------------------------------------------------------------------------------- folder names
@@ -214,7 +214,7 @@ def _mtime_ns(value: Any) -> int | None:
     if not isinstance(value, datetime):
         raise ItemError(f"internal_date {value!r} is not a time")
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return (value - _EPOCH) // timedelta(microseconds=1) * 1000
 
 

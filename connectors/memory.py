@@ -9,7 +9,19 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
 from migrator.errors import CursorExpired, ItemError
-from migrator.model import Capabilities, Change, Container, Cursor, DestRef, Item, ItemRef, Payload, Removed, Target, User
+from migrator.model import (
+    Capabilities,
+    Change,
+    Container,
+    Cursor,
+    DestRef,
+    Item,
+    ItemRef,
+    Payload,
+    Removed,
+    Target,
+    User,
+)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -32,7 +32,6 @@ from migrator.model import Container, Item, Payload, Skip, Target
 
 PRODID = "-//migrator//EN"
 CONTENT_TYPE = "text/calendar; charset=utf-8"
-UTC = timezone.utc
 
 CLASS = {"normal": "PUBLIC", "personal": "PRIVATE", "private": "PRIVATE", "confidential": "CONFIDENTIAL"}
 PRIORITY = {"high": 1, "normal": 5, "low": 9}

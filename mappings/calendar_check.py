@@ -3,7 +3,7 @@ must give exactly the occurrences Graph reports, as absolute instants. Pure: the
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import icalendar
@@ -16,8 +16,8 @@ Span = tuple[datetime, datetime]
 
 def _instant(value: date | datetime) -> datetime:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    return datetime.combine(value, time(0), timezone.utc)  # all-day: compared by their dates
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.combine(value, time(0), UTC)  # all-day: compared by their dates
 
 
 def graph_occurrences(instances: list[dict[str, Any]]) -> set[Span]:

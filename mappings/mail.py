@@ -12,10 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from mappings.mail_folders import NOT_MIGRATED_ROLES, FolderRules, format_path, source_path, target_path
+from mappings.mail_folders import (
+    NOT_MIGRATED_ROLES,
+    FolderRules,
+    format_path,
+    source_path,
+    target_path,
+)
 from migrator.contracts import WorkloadMapping
 from migrator.errors import ItemError
 from migrator.model import Container, Item, Payload, Skip, Target
@@ -135,5 +141,5 @@ def utc_iso(value: Any) -> str | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

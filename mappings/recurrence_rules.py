@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from dateutil.rrule import rrulestr
@@ -115,7 +115,7 @@ def end_of_day_utc(day: date, zone: tzinfo) -> datetime:
     """The last second of a local date as a UTC instant: UNTIL is inclusive and must be UTC when
     DTSTART has a TZID (RFC 5545 3.3.10)."""
     midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
-    return midnight.astimezone(timezone.utc) - timedelta(seconds=1)
+    return midnight.astimezone(UTC) - timedelta(seconds=1)
 
 
 def expand(rule: str, first: datetime, until: datetime | None) -> Iterator[datetime]:

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import calendar as cal
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone, tzinfo
-from functools import lru_cache
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 from tzlocal.windows_tz import win_tz
 
 from migrator.errors import ItemError
 
-UTC = timezone.utc
 # Names Graph uses for UTC besides the table's "UTC" (which CLDR maps to Etc/UTC).
 _UTC_NAMES = frozenset({"UTC", "Coordinated Universal Time", "tzone://Microsoft/Utc", "Etc/UTC", "Etc/GMT", "GMT"})
 # IANA names the table itself produces are accepted too: Graph answers in one when an event was
@@ -58,7 +57,7 @@ def resolve(name: str | None) -> Zone:
     return Zone(iana, _zoneinfo(iana))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _zoneinfo(key: str) -> ZoneInfo:
     return ZoneInfo(key)
 

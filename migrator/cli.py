@@ -8,7 +8,7 @@ import sys
 import traceback
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -29,10 +29,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Moves Micros
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Configuration file.", envvar="MIGRATOR_CONFIG")]
-LedgerOpt = Annotated[Optional[str], typer.Option("--ledger", help="Ledger database URL; overrides [ledger].url.")]
-DepartmentOpt = Annotated[Optional[str], typer.Option("--department", help="Move the users of this department.")]
-UsersFileOpt = Annotated[Optional[Path], typer.Option("--users-file", help="Move the users listed in this file (one UPN a line or a CSV with a 'upn' column).")]
-WorkloadOpt = Annotated[Optional[list[str]], typer.Option("--workload", "-w", help="Only this workload; repeat for several.")]
+LedgerOpt = Annotated[str | None, typer.Option("--ledger", help="Ledger database URL; overrides [ledger].url.")]
+DepartmentOpt = Annotated[str | None, typer.Option("--department", help="Move the users of this department.")]
+UsersFileOpt = Annotated[Path | None, typer.Option("--users-file", help="Move the users listed in this file (one UPN a line or a CSV with a 'upn' column).")]
+WorkloadOpt = Annotated[list[str] | None, typer.Option("--workload", "-w", help="Only this workload; repeat for several.")]
 
 
 class _State:
@@ -150,7 +150,7 @@ def verify(
     config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, department: DepartmentOpt = None,
     users_file: UsersFileOpt = None, workload: WorkloadOpt = None,
     audit: Annotated[bool, typer.Option("--audit", help="Also check the audit chain.")] = False,
-    sample: Annotated[Optional[float], typer.Option("--sample", help="Re-read only this share of items (0-1), the same ones each time.")] = None,
+    sample: Annotated[float | None, typer.Option("--sample", help="Re-read only this share of items (0-1), the same ones each time.")] = None,
 ) -> None:
     """Re-read the targets and compare them with what the ledger says was copied."""
     cfg = _config(config, ledger)
@@ -179,10 +179,10 @@ def status(config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, 
 @app.command()
 def report(
     config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, department: DepartmentOpt = None,
-    user: Annotated[Optional[list[str]], typer.Option("--user", help="Only this user (UPN); repeat for several.")] = None,
+    user: Annotated[list[str] | None, typer.Option("--user", help="Only this user (UPN); repeat for several.")] = None,
     workload: WorkloadOpt = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of the terminal.")] = None,
 ) -> None:
     """Totals and breakdowns with the reasons items did not move."""
     if format not in ("table", "json", "csv"):
@@ -204,7 +204,7 @@ def report(
 @app.command()
 def audit(
     config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None,
-    expect_head: Annotated[Optional[str], typer.Option("--expect-head", help="The chain head printed on a report, to detect removed events.")] = None,
+    expect_head: Annotated[str | None, typer.Option("--expect-head", help="The chain head printed on a report, to detect removed events.")] = None,
 ) -> None:
     """Check the ledger's audit chain end to end; name the first broken link."""
     raise typer.Exit(_audit(_ledger_for_reading(config, ledger), expect_head))
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("migrator: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    except Exception as exc:  # an unexpected bug: one line unless --debug
+    except Exception as exc:  # noqa: BLE001 - an unexpected bug: one line unless --debug
         _fail(f"unexpected {type(exc).__name__}: {exc}", "rerun with --debug for the traceback and report it", debug)
         return 1
 

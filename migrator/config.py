@@ -22,7 +22,7 @@ SOURCE_KINDS = ("example", "graph")
 SINK_KINDS = ("directory", "memory", "imap", "maildir", "caldav", "carddav")
 SINK_WORKLOADS = {"imap": ("mail",), "maildir": ("mail",), "caldav": ("calendar",), "carddav": ("contacts",)}
 IMAP_SECURITY = ("tls", "starttls", "plain")
-_SECRET_KEY = re.compile(r"(secret|password|token|private_key)", re.I)
+_SECRET_KEY = re.compile(r"(secret|password|token|private_key)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,17 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from migrator.model import Capabilities, Change, Container, DestRef, Item, ItemRef, Skip, Target, User
+from migrator.model import (
+    Capabilities,
+    Change,
+    Container,
+    DestRef,
+    Item,
+    ItemRef,
+    Skip,
+    Target,
+    User,
+)
 
 
 @runtime_checkable

@@ -16,7 +16,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from migrator.config import RunSettings
 from migrator.contracts import Sink, Source, WorkloadMapping
 from migrator.errors import ItemError, TransientError
-from migrator.model import Container, DestRef, HashingPayload, ItemRef, Skip, Target, User
+from migrator.model import (
+    Container,
+    DestRef,
+    HashingPayload,
+    ItemRef,
+    Skip,
+    Target,
+    User,
+)
 from migrator.progress import NullProgress, ProgressReporter
 from migrator.retry import with_retries
 from state.ledger import Ledger, WorkItem
@@ -83,7 +91,7 @@ class Copier:
         except TransientError as exc:
             outcome, nbytes = "failed", 0
             self.ledger.record_failed(self.run_id, work.item_id, f"temporary failure: {exc}")
-        except Exception as exc:  # a bad item fails alone, with its reason, and the run goes on
+        except Exception as exc:  # noqa: BLE001 - a bad item fails alone, with its reason, and the run goes on
             outcome, nbytes = "failed", 0
             self.ledger.record_failed(self.run_id, work.item_id, f"{type(exc).__name__}: {exc}")
         self.totals.outcomes[outcome] += 1

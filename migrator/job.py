@@ -7,7 +7,12 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from mappings.identity import Identity, IdentityConflict, check_one_to_one, resolve_identity
+from mappings.identity import (
+    Identity,
+    IdentityConflict,
+    check_one_to_one,
+    resolve_identity,
+)
 from migrator.config import Config, read_users_file
 from migrator.contracts import Sink, Source
 from migrator.copier import Copier, CopyTotals, FaultHook

@@ -21,7 +21,11 @@ def build_source(config: Config) -> Source:
 
 def graph_source(config: Config) -> Source:
     # Imported here: msgraph-sdk takes a second to import, which runs on the example tenant should not pay.
-    from connectors.graph.auth import MICROSOFT_AUTHORITY_HOST, Credentials, certificate_credential
+    from connectors.graph.auth import (
+        MICROSOFT_AUTHORITY_HOST,
+        Credentials,
+        certificate_credential,
+    )
     from connectors.graph.source import GraphSource
     from connectors.graph.transport import Politeness
 

@@ -1,5 +1,5 @@
 """The ledger: every user, container and item the migration touches, and an audit chain of events."""
 
-from state.ledger import Ledger, ItemState
+from state.ledger import ItemState, Ledger
 
-__all__ = ["Ledger", "ItemState"]
+__all__ = ["ItemState", "Ledger"]

@@ -23,7 +23,7 @@ from state.models import Event, Item, ItemState, Run, utcnow
 from state.queries import CopiedItem, Queries, WorkItem
 from state.schema import ensure_schema
 
-__all__ = ["Ledger", "ItemState", "WorkItem", "CopiedItem"]
+__all__ = ["CopiedItem", "ItemState", "Ledger", "WorkItem"]
 
 
 def _sqlite_path(url: str) -> Path | None:

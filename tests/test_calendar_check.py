@@ -9,7 +9,12 @@ import random
 from mappings.calendar import event_to_ics
 from mappings.calendar_check import occurrence_problem
 from migrator.model import Item, ItemRef, Payload
-from migrator.sandbox.gen_calendar import build_calendars, instances, listed_events, with_time_zone
+from migrator.sandbox.gen_calendar import (
+    build_calendars,
+    instances,
+    listed_events,
+    with_time_zone,
+)
 from migrator.sandbox.people import build_users
 
 WINDOW = (dt.datetime(2025, 1, 1, tzinfo=dt.UTC), dt.datetime(2028, 1, 1, tzinfo=dt.UTC))

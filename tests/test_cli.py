@@ -16,7 +16,7 @@ from migrator import __version__
 
 
 def migrator(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "migrator", *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run([sys.executable, "-m", "migrator", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=120, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def migrated(tmp_path_factory):
 
 
 def test_version():
-    out = subprocess.run([sys.executable, "-m", "migrator", "--version"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "migrator", "--version"], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and out.stdout.strip() == f"migrator {__version__}"
 
 

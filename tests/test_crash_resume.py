@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 from state.ledger import Ledger
 from state.models import ItemState
-from tests.helpers import CrashAfter, SimulatedCrash, is_crash, memory_config, run_job, sinks_for, small_source
+from tests.helpers import (
+    CrashAfter,
+    SimulatedCrash,
+    is_crash,
+    memory_config,
+    run_job,
+    sinks_for,
+    small_source,
+)
 
 WORKLOADS = ("mail", "files")
 UPNS = ("ada@example.org", "bob@example.org")

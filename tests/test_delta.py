@@ -71,7 +71,7 @@ def test_a_cursor_is_promoted_only_once_its_items_are_done(tmp_path):
     job = Job(config, source=source, sinks=sinks)
     try:
         asyncio.run(job.run("plan", Selection.from_config(config), stages=("plan",)))
-        container_id, cursor = job.ledger.find_container(UPN, "mail", CID)
+        _container_id, cursor = job.ledger.find_container(UPN, "mail", CID)
         assert cursor is None, "planned items are not copied yet: the old cursor must stay"
         asyncio.run(job.run("run", Selection.from_config(config)))
         assert job.ledger.find_container(UPN, "mail", CID)[1] is not None

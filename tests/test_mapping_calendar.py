@@ -9,7 +9,7 @@ import copy
 import json
 import os
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,18 +20,31 @@ import recurring_ical_events
 import vobject
 
 from connectors.graph.calendar import INSTANCE_FIELDS, series_window
-from mappings.calendar import body_text, calendar_mapping, collection_name, event_to_ics, safe_uid
+from mappings.calendar import (
+    body_text,
+    calendar_mapping,
+    collection_name,
+    event_to_ics,
+    safe_uid,
+)
 from mappings.recurrence_rules import rrule
 from mappings.timezones import resolve
 from migrator.errors import ItemError
 from migrator.model import Container, Item, ItemRef, Payload, Skip, Target
-from migrator.sandbox.gen_calendar import CalendarData, build_calendars, instances, listed_events, make_exception, make_series, with_time_zone
+from migrator.sandbox.gen_calendar import (
+    CalendarData,
+    build_calendars,
+    instances,
+    listed_events,
+    make_exception,
+    make_series,
+    with_time_zone,
+)
 from migrator.sandbox.people import build_users
 from migrator.sandbox.recurrence import parse_local
 
 GOLDEN = Path(__file__).parent / "golden" / "calendar"
 CASES = sorted(p for p in GOLDEN.glob("*.json"))
-UTC = timezone.utc
 TODAY = date(2026, 1, 1)  # the reader's clock, fixed, for the window of open-ended series
 WINDOW = (datetime(2025, 7, 1, tzinfo=UTC), datetime(2027, 7, 1, tzinfo=UTC))
 SEEDS = (1, 2, 3)
@@ -319,7 +332,7 @@ def test_mapping_target_and_collection_name():
 
 def test_safe_uid_and_collection_names():
     assert safe_uid("040000008200E00074C5B7101A82E008") == "040000008200E00074C5B7101A82E008"
-    assert safe_uid("a/b@c") == "a/b@c".encode().hex()
+    assert safe_uid("a/b@c") == b"a/b@c".hex()
     assert collection_name("..") == "calendar" and collection_name("Agenda") == "Agenda"
 
 

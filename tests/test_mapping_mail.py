@@ -12,7 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mappings.mail import X_SOURCE_ID, MailOptions, keywords, mail_mapping, map_message, with_source_header
+from mappings.mail import (
+    X_SOURCE_ID,
+    MailOptions,
+    keywords,
+    mail_mapping,
+    map_message,
+    with_source_header,
+)
 from mappings.mail_folders import FolderRules
 from migrator.errors import ItemError
 from migrator.model import Container, Item, ItemRef, Payload, Skip, Target

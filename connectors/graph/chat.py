@@ -28,7 +28,16 @@ from typing import Any
 
 from connectors.graph.session import GraphApiError, GraphSession, item_failure
 from migrator.errors import CursorExpired
-from migrator.model import Change, Container, Cursor, Item, ItemRef, Payload, Removed, User
+from migrator.model import (
+    Change,
+    Container,
+    Cursor,
+    Item,
+    ItemRef,
+    Payload,
+    Removed,
+    User,
+)
 
 PAGE = 50  # the largest $top Graph accepts for chats, chat messages and replies
 PREFER = {"Prefer": "include-unknown-enum-members"}

@@ -15,7 +15,16 @@ import httpx
 from connectors.graph.quickxor import QuickXorHash
 from connectors.graph.session import GraphApiError, GraphSession, item_failure
 from migrator.errors import CursorExpired, ItemError, TransientError
-from migrator.model import Change, Container, Cursor, Item, ItemRef, Payload, Removed, User
+from migrator.model import (
+    Change,
+    Container,
+    Cursor,
+    Item,
+    ItemRef,
+    Payload,
+    Removed,
+    User,
+)
 
 PAGE = 200
 DOWNLOAD_URL = "@microsoft.graph.downloadUrl"

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from kiota_abstractions.authentication.anonymous_authentication_provider import AnonymousAuthenticationProvider
+from kiota_abstractions.authentication.anonymous_authentication_provider import (
+    AnonymousAuthenticationProvider,
+)
 from msgraph import GraphRequestAdapter, GraphServiceClient
 
 from connectors.graph.auth import TokenProvider

@@ -8,7 +8,14 @@ import json
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from migrator.sandbox.http import DropConnection, GraphError, Request, Response, error_body, parse_request_target
+from migrator.sandbox.http import (
+    DropConnection,
+    GraphError,
+    Request,
+    Response,
+    error_body,
+    parse_request_target,
+)
 
 if TYPE_CHECKING:
     from migrator.sandbox.app import GraphApp

@@ -13,7 +13,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from migrator.sandbox.auth import require
 from migrator.sandbox.gen_calendar import (
-    ZONES, CalendarData, build_calendars, calendar_view, cancel_occurrence, find_event, instances, listed_events, make_event, with_time_zone,
+    ZONES,
+    CalendarData,
+    build_calendars,
+    calendar_view,
+    cancel_occurrence,
+    find_event,
+    instances,
+    listed_events,
+    make_event,
+    with_time_zone,
 )
 from migrator.sandbox.http import GraphError, Request, Response
 from migrator.sandbox.odata import collection, entity, removed, select, user_context
@@ -116,7 +125,7 @@ def _window(request: Request) -> tuple[dt.datetime, dt.datetime]:
 
 
 def _utc(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    value = dt.datetime.fromisoformat(text)
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 

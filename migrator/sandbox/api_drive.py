@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from migrator.sandbox.auth import require
 from migrator.sandbox.content import Blob, BytesBlob
-from migrator.sandbox.gen_drive import DriveData, build_library, build_onedrive, make_file
+from migrator.sandbox.gen_drive import (
+    DriveData,
+    build_library,
+    build_onedrive,
+    make_file,
+)
 from migrator.sandbox.http import GraphError, Request, Response
 from migrator.sandbox.odata import collection, entity, select
 from migrator.sandbox.quickxor import quick_xor_hash

@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 from migrator.sandbox.auth import require
 from migrator.sandbox.content import Blob
-from migrator.sandbox.gen_teams import GRAPH_ROOT, ChatData, TeamData, build_chats, build_team, delete_message, edit_message, make_chat_message
+from migrator.sandbox.gen_teams import (
+    GRAPH_ROOT,
+    ChatData,
+    TeamData,
+    build_chats,
+    build_team,
+    delete_message,
+    edit_message,
+    make_chat_message,
+)
 from migrator.sandbox.http import GraphError, Request, Response
 from migrator.sandbox.odata import collection, entity, removed, select
 from migrator.sandbox.store import Collection
@@ -204,12 +213,12 @@ def register(app: GraphApp, tenant: Tenant) -> None:
                           shape=lambda m: _with_replies(request, thread, m, context, tenant.replies_expand_limit) if expand else message_shape(request)(m))
 
     def channel_message(request: Request) -> Response:
-        channel, thread = channel_of(request)
+        _channel, thread = channel_of(request)
         message = thread.message(request.params["message"])
         return entity(request, "teams/channels/messages/$entity", message_shape(request)(message))
 
     def replies(request: Request) -> Response:
-        channel, thread = channel_of(request)
+        _channel, thread = channel_of(request)
         thread.message(request.params["message"])
         found = thread.replies.get(request.params["message"])
         entries = _ordered(found.current() if found else [], request)
@@ -285,7 +294,7 @@ def _ordered(messages: list[dict], request: Request) -> list[dict]:
     order = request.query.get("$orderby", "createdDateTime desc")
     key = "lastModifiedDateTime" if order.startswith("lastModifiedDateTime") else "createdDateTime"
     found = request.query.get("$filter", "")
-    if found.startswith(f"{key} gt ") or found.startswith(f"{key} lt "):
+    if found.startswith((f"{key} gt ", f"{key} lt ")):
         _, op, value = found.split(" ", 2)
         messages = [m for m in messages if (m.get(key) or "") > value] if op == "gt" else [m for m in messages if (m.get(key) or "") < value]
     return sorted(messages, key=lambda m: m.get(key) or "", reverse=True)

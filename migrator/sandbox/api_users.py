@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from migrator.sandbox.app import GraphApp
     from migrator.sandbox.tenant import Tenant
 
-_FILTER = re.compile(r"^\s*(department|userPrincipalName|mail|displayName|jobTitle)\s+eq\s+'((?:[^']|'')*)'\s*$", re.I)
+_FILTER = re.compile(r"^\s*(department|userPrincipalName|mail|displayName|jobTitle)\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
 
 
 def _filtered(users: list[dict], expression: str | None) -> list[dict]:

@@ -6,10 +6,19 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Self
 
 from migrator.sandbox import api_batch, api_users
 from migrator.sandbox.auth import AuthEndpoints
-from migrator.sandbox.http import GraphError, Request, Response, Router, SandboxHTTPServer, ServerThread, error_body
+from migrator.sandbox.http import (
+    GraphError,
+    Request,
+    Response,
+    Router,
+    SandboxHTTPServer,
+    ServerThread,
+    error_body,
+)
 from migrator.sandbox.tenant import Tenant
 from migrator.sandbox.tls import TlsFiles
 
@@ -76,7 +85,13 @@ class GraphApp:
 
 
 def _api_modules():
-    from migrator.sandbox import api_calendar, api_contacts, api_drive, api_mail, api_teams
+    from migrator.sandbox import (
+        api_calendar,
+        api_contacts,
+        api_drive,
+        api_mail,
+        api_teams,
+    )
 
     return [api_users, api_mail, api_calendar, api_contacts, api_drive, api_teams]
 
@@ -116,7 +131,7 @@ class Sandbox:
     def stop(self) -> None:
         self._thread.stop()
 
-    def __enter__(self) -> Sandbox:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

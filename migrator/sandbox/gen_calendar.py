@@ -17,7 +17,7 @@ import html
 import random
 import struct
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from urllib.parse import quote
 
 from migrator.sandbox.names import DEPARTMENTS, DOMAIN, FAMILY, GIVEN, TENANT_ID, TOPICS
@@ -34,7 +34,6 @@ from migrator.sandbox.recurrence import (
     to_utc,
 )
 
-UTC = timezone.utc
 HOME_ZONE = "W. Europe Standard Time"
 ZONES = (HOME_ZONE, "GMT Standard Time", "Pacific Standard Time", "UTC")
 NEVER = "0001-01-01T00:00:00Z"  # Graph's "no time" for a response that was not given
@@ -456,7 +455,7 @@ def make_exception(
     original = to_utc(original_start, zone_name)
     event = copy.deepcopy(master)
     event_id = occurrence_id(master["id"], original)
-    modified = datetime.fromisoformat(master["lastModifiedDateTime"].replace("Z", "+00:00"))
+    modified = datetime.fromisoformat(master["lastModifiedDateTime"])
     modified += timedelta(days=rng.randint(1, 20), seconds=rng.randint(0, 36_000), microseconds=rng.randint(0, 999_999))
     change_key = _change_key(rng, _database_of(master))
     event.update({

@@ -14,14 +14,14 @@ import hashlib
 import struct
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from random import Random
 from typing import Any
 
 from migrator.sandbox.names import GIVEN, guid, local_part, person
 
-HISTORY_START = datetime(2019, 3, 4, tzinfo=timezone.utc)
-HISTORY_END = datetime(2026, 3, 27, 17, 0, tzinfo=timezone.utc)
+HISTORY_START = datetime(2019, 3, 4, tzinfo=UTC)
+HISTORY_END = datetime(2026, 3, 27, 17, 0, tzinfo=UTC)
 DEFAULT_FOLDER = "Contactpersonen"
 SUBFOLDER = "Leveranciers"
 
@@ -109,7 +109,7 @@ def _change_key(rng: Random, mailbox: _Mailbox) -> str:
 
 
 def _ts(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _between(rng: Random, start: datetime, end: datetime) -> datetime:
@@ -187,7 +187,7 @@ def _birthday(rng: Random) -> str:
     """Exchange holds a birthday as a timestamp, and which one depends on the client that saved it:
     midnight UTC, 11:59 UTC, or local midnight in Amsterdam (the previous evening in UTC). Each
     names the same calendar date when read in Europe/Amsterdam."""
-    day = datetime(rng.randint(1950, 2004), rng.randint(1, 12), rng.randint(1, 28), tzinfo=timezone.utc)
+    day = datetime(rng.randint(1950, 2004), rng.randint(1, 12), rng.randint(1, 28), tzinfo=UTC)
     style = rng.randrange(3)
     if style == 0:
         return _ts(day)
@@ -358,7 +358,7 @@ def build_contacts(rng: Random, user: dict[str, Any], colleagues: list[dict[str,
 def _duplicate(builder: _Builder, contacts: list[dict[str, Any]], folder_id: str, folder_key: bytes) -> dict[str, Any]:
     """The same person saved twice (a common address-book wart), later and with a new phone."""
     original = next(c for c in reversed(contacts) if c["givenName"] and c["emailAddresses"])
-    copy = builder.new(folder_id, folder_key, start=datetime.fromisoformat(original["createdDateTime"].replace("Z", "+00:00")))
+    copy = builder.new(folder_id, folder_key, start=datetime.fromisoformat(original["createdDateTime"]))
     fresh = {k: copy[k] for k in ("@odata.etag", "id", "createdDateTime", "lastModifiedDateTime", "changeKey")}
     return {**original, **fresh, "mobilePhone": _phone(builder.rng, False, True)}
 

@@ -13,7 +13,7 @@ import threading
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from random import Random
 from typing import Any
 from urllib.parse import quote
@@ -26,8 +26,8 @@ TENANT_NAME = DOMAIN.split(".")[0].replace("-", "")
 SHAREPOINT_HOST = f"{TENANT_NAME}.sharepoint.example"
 MY_HOST = f"{TENANT_NAME}-my.sharepoint.example"
 # Generated history lies between these; later changes (make_file) continue after the latest one.
-HISTORY_START = datetime(2020, 1, 6, tzinfo=timezone.utc)
-HISTORY_END = datetime(2026, 3, 27, 17, 0, tzinfo=timezone.utc)
+HISTORY_START = datetime(2020, 1, 6, tzinfo=UTC)
+HISTORY_END = datetime(2026, 3, 27, 17, 0, tzinfo=UTC)
 ONEDRIVE_QUOTA = 1 << 40  # 1 TiB, the usual OneDrive for Business allowance
 LIBRARY_QUOTA = 25 << 40
 SYSTEM_ACCOUNT = {"user": {"displayName": "System Account"}}
@@ -127,7 +127,7 @@ class DriveData:
 
 
 def _ts(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _between(rng: Random, start: datetime, end: datetime) -> datetime:

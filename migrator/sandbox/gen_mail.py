@@ -21,7 +21,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from urllib.parse import quote
@@ -29,7 +29,6 @@ from urllib.parse import quote
 from migrator.sandbox.content import BLOCK, Blob, BytesBlob, ConcatBlob, RandomBlob
 from migrator.sandbox.names import TOPICS, local_part, person
 
-UTC = timezone.utc
 # SMTP gives CRLF line endings and RFC 2047 / RFC 2231 encoded non-ASCII headers. refold_source
 # "none" leaves headers set with set_raw alone: the package treats In-Reply-To and References as
 # unstructured text and would turn a long msg-id into encoded words, which no threader understands.
@@ -155,8 +154,8 @@ def tiny_pdf(title: str) -> bytes:
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>"),
         b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
@@ -430,7 +429,7 @@ class MessagePlan:
 
 
 def _message_id_for(rng: random.Random, author: Person, internal_domain: str) -> str:
-    token = "%032X" % rng.getrandbits(128)
+    token = f"{rng.getrandbits(128):032X}"
     domain = author.address.partition("@")[2]
     if domain == internal_domain:
         host = f"AM0PR07MB{rng.randrange(1000, 9999)}.eurprd07.prod.outlook.example"
@@ -791,7 +790,7 @@ def _fill_rest(b: MailboxBuilder) -> None:
         b.add(key, tender)
     umlaut = w.received(kind="plain")
     # RFC 2231 encoded, non-ASCII attachment filename.
-    minutes = "Notulen\r\nAanwezig: allen\r\n".encode()
+    minutes = b"Notulen\r\nAanwezig: allen\r\n"
     umlaut.attachments.append(Attachment("Notulen überleg.txt", "text", "plain", minutes))
     b.add("umlaut", umlaut)
     b.add("umlaut", w.received())

@@ -26,7 +26,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from migrator.sandbox.content import Blob, BytesBlob
@@ -44,10 +44,10 @@ SYSTEM_EVENT_BODY = "<systemEventMessage/>"
 USER_IDENTITY = "#microsoft.graph.teamworkUserIdentity"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-_UNIX = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_MS = 86_400_000
 # The synthetic tenant's Teams history starts here; everything is placed within a few months after it.
-START_MS = (datetime(2025, 1, 6, 8, 0, tzinfo=timezone.utc) - _UNIX) // timedelta(milliseconds=1)
+START_MS = (datetime(2025, 1, 6, 8, 0, tzinfo=UTC) - _UNIX) // timedelta(milliseconds=1)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -95,7 +95,7 @@ class TeamData:
 def _ms(when: datetime) -> int:
     """Milliseconds since the Unix epoch; naive datetimes are taken as UTC, never as local time."""
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return (when - _UNIX) // timedelta(milliseconds=1)
 
 
@@ -968,13 +968,13 @@ def _channel_plans(rng: random.Random, users: list[dict], description: str) -> l
     extra = rng.sample(CHANNELS, rng.randint(2, 3))
     plans = [_ChannelPlan("General", description, "standard", users, rng.randint(8, 12),
                           ["mention2", "image", "file", "code", "table", "rich"])]
-    for index, (name, description) in enumerate(extra):
-        plans.append(_ChannelPlan(name, description, "standard", users, rng.randint(6, 12),
+    for index, (name, purpose) in enumerate(extra):
+        plans.append(_ChannelPlan(name, purpose, "standard", users, rng.randint(6, 12),
                                   ["mention", "image", "file"], long_thread=rng.randint(58, 62) if index == 0 else 0))
     if len(users) >= 3:
-        name, description = rng.choice(PRIVATE_CHANNELS)
+        name, purpose = rng.choice(PRIVATE_CHANNELS)
         circle = users[: max(2, len(users) // 3)]
-        plans[-1] = _ChannelPlan(name, description, "private", circle, rng.randint(6, 10), ["file", "emoji"],
+        plans[-1] = _ChannelPlan(name, purpose, "private", circle, rng.randint(6, 10), ["file", "emoji"],
                                  long_thread=plans[-1].long_thread)
     return plans
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import calendar as cal
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 # Only the zones the sandbox's calendars use; the full CLDR mapping lives elsewhere.
@@ -32,7 +32,7 @@ def zone(name: str) -> tzinfo:
     """The tzinfo for a Windows zone name in the table, or for an IANA name as Graph also accepts."""
     found = _zones.get(name)
     if found is None:
-        found = timezone.utc if name in ("UTC", "Etc/GMT") else ZoneInfo(WINDOWS_TO_IANA.get(name, name))
+        found = UTC if name in ("UTC", "Etc/GMT") else ZoneInfo(WINDOWS_TO_IANA.get(name, name))
         _zones[name] = found
     return found
 
@@ -48,11 +48,11 @@ def format_local(value: datetime) -> str:
 
 def format_utc(value: datetime) -> str:
     """An instant as Graph writes DateTimeOffset properties such as originalStart."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def to_utc(local: datetime, zone_name: str) -> datetime:
-    return local.replace(tzinfo=zone(zone_name)).astimezone(timezone.utc)
+    return local.replace(tzinfo=zone(zone_name)).astimezone(UTC)
 
 
 def from_utc(instant: datetime, zone_name: str) -> datetime:

@@ -26,8 +26,8 @@ def sandbox(tls_files):
 
 
 def credentials(sandbox: Sandbox, secret: str = SANDBOX_CLIENT_SECRET, cache: Path | None = None, **overrides) -> Credentials:
-    values = dict(tenant_id=sandbox.tenant.identity.tenant_id, client_id=SANDBOX_CLIENT_ID, client_secret=secret,
-                  authority_host=sandbox.base, ca_bundle=sandbox.ca_file, token_cache=cache)
+    values = {"tenant_id": sandbox.tenant.identity.tenant_id, "client_id": SANDBOX_CLIENT_ID, "client_secret": secret,
+                  "authority_host": sandbox.base, "ca_bundle": sandbox.ca_file, "token_cache": cache}
     values.update(overrides)
     return Credentials(**values)
 

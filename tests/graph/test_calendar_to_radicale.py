@@ -20,8 +20,8 @@ from migrator.sandbox.app import Sandbox
 from migrator.sandbox.gen_calendar import instances, listed_events, with_time_zone
 from migrator.sandbox.tenant import Tenant
 from state.ledger import Ledger
-from tests.graph.configs import sandbox_source
 from tests.fixtures.radicale import running_radicale
+from tests.graph.configs import sandbox_source
 
 WINDOW = (dt.datetime(2025, 6, 1, tzinfo=dt.UTC), dt.datetime(2027, 6, 1, tzinfo=dt.UTC))
 PASSWORD = "dav-secret"

@@ -378,7 +378,7 @@ LARGE_FILE_SCRIPT = textwrap.dedent("""
 
 def test_the_200_mb_file_streams_in_bounded_memory(tls_files):
     done = subprocess.run([sys.executable, "-c", LARGE_FILE_SCRIPT, str(tls_files.ca_cert.parent)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0, done.stderr
     received, before, peak = done.stdout.split()
     print(f"200 MB file: {received} bytes read, peak RSS {peak} MB (before the download {before} MB)")

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-
-import pytest
 
 from connectors.graph.auth import AuthError, TokenProvider, certificate_credential
 from migrator.sandbox.auth import App

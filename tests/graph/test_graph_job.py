@@ -55,7 +55,7 @@ def test_the_cli_reports_a_refused_secret_in_one_line(tmp_path, sandbox):
     write_config(tmp_path, sandbox, ("mail",))
     (tmp_path / "migrator.toml").write_text((tmp_path / "migrator.toml").read_text().replace('kind = "memory"', 'kind = "directory"\npath = "out"'))
     (tmp_path / "graph-secret").write_text("not-the-secret\n")
-    out = subprocess.run([sys.executable, "-m", "migrator", "run", "-c", str(tmp_path / "migrator.toml")], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "migrator", "run", "-c", str(tmp_path / "migrator.toml")], capture_output=True, text=True, check=False, timeout=120)
     assert out.returncode == 2, out.stderr
     assert out.stderr.splitlines() == [
         "migrator: error: sign-in failed: the client secret was refused (AADSTS7000215)",

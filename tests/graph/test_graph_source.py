@@ -3,8 +3,8 @@ politeness under throttling and expiring tokens."""
 
 from __future__ import annotations
 
+import asyncio
 import random
-import time
 
 import pytest
 
@@ -14,7 +14,7 @@ from connectors.graph.session import PermissionMissing
 from connectors.graph.source import GraphSource
 from connectors.graph.transport import Politeness
 from migrator.errors import CursorExpired
-from migrator.model import Cursor, ItemRef, Removed
+from migrator.model import Cursor, ItemRef, Removed, User
 from migrator.sandbox.api_mail import mailbox
 from migrator.sandbox.auth import App
 from tests.graph.conftest import collect, credentials, run, session_for
@@ -111,8 +111,6 @@ def test_throttled_reads_complete_within_four_per_mailbox_and_wait_as_asked(sand
     slept: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:  # records what the server asked, waits briefly
-        import asyncio
-
         slept.append(seconds)
         await asyncio.sleep(0.05)
 
@@ -121,10 +119,6 @@ def test_throttled_reads_complete_within_four_per_mailbox_and_wait_as_asked(sand
     reader = MailReader(session)
 
     async def read_everything():
-        import asyncio
-
-        from migrator.model import User
-
         user = User(user_json["userPrincipalName"], source_id=user_json["id"])
         folders = await collect(reader.containers(user))
         listings = await asyncio.gather(*(collect(reader.changes(user, f, None)) for f in folders))
@@ -145,8 +139,6 @@ def test_never_more_than_four_in_flight_per_mailbox(sandbox):
     session = session_for(sandbox)
 
     async def hammer():
-        import asyncio
-
         await asyncio.gather(*(session.get_json(f"users/{user_json['id']}/mailFolders") for _ in range(20)))
         await session.close()
 
@@ -160,7 +152,7 @@ def test_tokens_are_renewed_before_expiry_and_after_a_401(sandbox):
 
     async def reads():
         first = await session.get_json("users")
-        time.sleep(1.2)  # the token msal holds has expired: it fetches a new one before sending
+        await asyncio.sleep(1.2)  # the token msal holds has expired: it fetches a new one before sending
         second = await session.get_json("users")
         sandbox.tenant.identity.token_lifetime = 3600
         await session.tokens.atoken(True)

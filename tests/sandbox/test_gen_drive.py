@@ -14,7 +14,13 @@ from msgraph.generated.models.permission import Permission
 from msgraph.generated.models.site import Site
 
 from migrator.sandbox import gen_drive
-from migrator.sandbox.gen_drive import DriveData, build_library, build_onedrive, graph_path, make_file
+from migrator.sandbox.gen_drive import (
+    DriveData,
+    build_library,
+    build_onedrive,
+    graph_path,
+    make_file,
+)
 from migrator.sandbox.names import DOMAIN, guid, local_part, person
 from migrator.sandbox.quickxor import quick_xor_hash
 from tests.sandbox.graph_models import assert_parses

@@ -8,7 +8,7 @@ import re
 import struct
 import time
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 
 import pytest
@@ -80,7 +80,7 @@ def by_name(folders: list[MailFolderData]) -> dict[str, MailFolderData]:
 
 
 def when(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return datetime.fromisoformat(value)
 
 
 # ------------------------------------------------------------------------------------ Graph models
@@ -437,7 +437,7 @@ def test_base64_lines_blob_works_inside_concat():
 
 def test_make_message_is_a_fresh_unread_message_for_the_folder(mailbox):
     inbox = next(f for f in mailbox if f.well_known_name == "inbox")
-    moment = datetime(2026, 7, 1, 9, 30, tzinfo=timezone.utc)
+    moment = datetime(2026, 7, 1, 9, 30, tzinfo=UTC)
     data = make_message(random.Random(5), USERS[0], USERS, inbox.folder["id"], when=moment)
     assert_parses(Message, data.message)
     assert data.message["parentFolderId"] == inbox.folder["id"]

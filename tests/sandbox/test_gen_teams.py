@@ -10,18 +10,30 @@ import re
 import struct
 import time
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from msgraph.generated.models.aad_user_conversation_member import AadUserConversationMember
-from msgraph.generated.models.call_ended_event_message_detail import CallEndedEventMessageDetail
-from msgraph.generated.models.call_started_event_message_detail import CallStartedEventMessageDetail
+from msgraph.generated.models.aad_user_conversation_member import (
+    AadUserConversationMember,
+)
+from msgraph.generated.models.call_ended_event_message_detail import (
+    CallEndedEventMessageDetail,
+)
+from msgraph.generated.models.call_started_event_message_detail import (
+    CallStartedEventMessageDetail,
+)
 from msgraph.generated.models.channel import Channel
-from msgraph.generated.models.channel_added_event_message_detail import ChannelAddedEventMessageDetail
+from msgraph.generated.models.channel_added_event_message_detail import (
+    ChannelAddedEventMessageDetail,
+)
 from msgraph.generated.models.chat import Chat
 from msgraph.generated.models.chat_message import ChatMessage
-from msgraph.generated.models.chat_renamed_event_message_detail import ChatRenamedEventMessageDetail
-from msgraph.generated.models.members_added_event_message_detail import MembersAddedEventMessageDetail
+from msgraph.generated.models.chat_renamed_event_message_detail import (
+    ChatRenamedEventMessageDetail,
+)
+from msgraph.generated.models.members_added_event_message_detail import (
+    MembersAddedEventMessageDetail,
+)
 from msgraph.generated.models.team import Team
 from msgraph.generated.models.teamwork_user_identity import TeamworkUserIdentity
 
@@ -190,7 +202,7 @@ def test_messages_look_like_graph_ids_and_times(chats, team):
         ids = [m["id"] for m in messages]
         assert len(set(ids)) == len(ids)
         for message in messages:
-            created = datetime.fromisoformat(message["createdDateTime"].replace("Z", "+00:00"))
+            created = datetime.fromisoformat(message["createdDateTime"])
             assert message["id"].isdigit() and int(message["id"]) == created.timestamp() * 1000
             assert message["lastModifiedDateTime"] >= message["createdDateTime"]
             assert int(message["etag"]) >= int(message["id"]) and message["locale"] == "en-us"
@@ -372,7 +384,7 @@ def test_deleted_messages_leave_no_hosted_images(chats):
 def test_make_edit_and_delete_message_give_graph_shapes(chats):
     chat = next(c for c in unique_chats(chats) if c.chat["chatType"] == "group")
     sender = next(u for u in USERS if u["id"] == chat.members[0]["userId"])
-    clash = datetime.fromtimestamp(int(chat.messages[-1]["id"]) / 1000, tz=timezone.utc)
+    clash = datetime.fromtimestamp(int(chat.messages[-1]["id"]) / 1000, tz=UTC)
     message = make_chat_message(random.Random(1), chat, sender, when=clash)
     assert message["id"] not in {m["id"] for m in chat.messages}
     assert message["from"]["user"]["id"] == sender["id"] and message["chatId"] == chat.chat["id"]
@@ -398,7 +410,7 @@ def test_make_edit_and_delete_message_give_graph_shapes(chats):
 def test_edit_drops_mentions_whose_tags_are_gone(chats):
     message = next(m for _, m in all_chat_messages(chats) if len(m["mentions"]) >= 2 and not m["lastEditedDateTime"])
     kept = re.search(r'<at id="0">[^<]*</at>', message["body"]["content"]).group(0)
-    edited = edit_message(message, f"<p>{kept} alleen jij</p>", datetime(2026, 2, 1, tzinfo=timezone.utc))
+    edited = edit_message(message, f"<p>{kept} alleen jij</p>", datetime(2026, 2, 1, tzinfo=UTC))
     assert [m["id"] for m in edited["mentions"]] == [0]
 
 

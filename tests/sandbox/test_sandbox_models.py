@@ -5,41 +5,73 @@ from __future__ import annotations
 
 import datetime as dt
 
-from msgraph.generated.drives.item.items.item.delta.delta_get_response import DeltaGetResponse as DriveDelta
+from msgraph.generated.drives.item.items.item.delta.delta_get_response import (
+    DeltaGetResponse as DriveDelta,
+)
 from msgraph.generated.models.calendar import Calendar
-from msgraph.generated.models.calendar_collection_response import CalendarCollectionResponse
-from msgraph.generated.models.channel_collection_response import ChannelCollectionResponse
+from msgraph.generated.models.calendar_collection_response import (
+    CalendarCollectionResponse,
+)
+from msgraph.generated.models.channel_collection_response import (
+    ChannelCollectionResponse,
+)
 from msgraph.generated.models.chat import Chat
 from msgraph.generated.models.chat_collection_response import ChatCollectionResponse
 from msgraph.generated.models.chat_message import ChatMessage
-from msgraph.generated.models.chat_message_collection_response import ChatMessageCollectionResponse
+from msgraph.generated.models.chat_message_collection_response import (
+    ChatMessageCollectionResponse,
+)
 from msgraph.generated.models.contact import Contact
-from msgraph.generated.models.contact_collection_response import ContactCollectionResponse
+from msgraph.generated.models.contact_collection_response import (
+    ContactCollectionResponse,
+)
 from msgraph.generated.models.contact_folder import ContactFolder
-from msgraph.generated.models.contact_folder_collection_response import ContactFolderCollectionResponse
-from msgraph.generated.models.conversation_member_collection_response import ConversationMemberCollectionResponse
+from msgraph.generated.models.contact_folder_collection_response import (
+    ContactFolderCollectionResponse,
+)
+from msgraph.generated.models.conversation_member_collection_response import (
+    ConversationMemberCollectionResponse,
+)
 from msgraph.generated.models.drive import Drive
 from msgraph.generated.models.drive_collection_response import DriveCollectionResponse
 from msgraph.generated.models.drive_item import DriveItem
-from msgraph.generated.models.drive_item_collection_response import DriveItemCollectionResponse
+from msgraph.generated.models.drive_item_collection_response import (
+    DriveItemCollectionResponse,
+)
 from msgraph.generated.models.event import Event
 from msgraph.generated.models.event_collection_response import EventCollectionResponse
 from msgraph.generated.models.mail_folder import MailFolder
-from msgraph.generated.models.mail_folder_collection_response import MailFolderCollectionResponse
+from msgraph.generated.models.mail_folder_collection_response import (
+    MailFolderCollectionResponse,
+)
 from msgraph.generated.models.message import Message
-from msgraph.generated.models.message_collection_response import MessageCollectionResponse
-from msgraph.generated.models.permission_collection_response import PermissionCollectionResponse
+from msgraph.generated.models.message_collection_response import (
+    MessageCollectionResponse,
+)
+from msgraph.generated.models.permission_collection_response import (
+    PermissionCollectionResponse,
+)
 from msgraph.generated.models.site import Site
 from msgraph.generated.models.site_collection_response import SiteCollectionResponse
 from msgraph.generated.models.team import Team
 from msgraph.generated.models.team_collection_response import TeamCollectionResponse
 from msgraph.generated.models.user import User
 from msgraph.generated.models.user_collection_response import UserCollectionResponse
-from msgraph.generated.teams.item.channels.item.messages.delta.delta_get_response import DeltaGetResponse as ChannelMessagesDelta
-from msgraph.generated.users.item.calendar_view.delta.delta_get_response import DeltaGetResponse as CalendarViewDelta
-from msgraph.generated.users.item.contact_folders.item.contacts.delta.delta_get_response import DeltaGetResponse as ContactsDelta
-from msgraph.generated.users.item.mail_folders.delta.delta_get_response import DeltaGetResponse as MailFoldersDelta
-from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_get_response import DeltaGetResponse as MessagesDelta
+from msgraph.generated.teams.item.channels.item.messages.delta.delta_get_response import (
+    DeltaGetResponse as ChannelMessagesDelta,
+)
+from msgraph.generated.users.item.calendar_view.delta.delta_get_response import (
+    DeltaGetResponse as CalendarViewDelta,
+)
+from msgraph.generated.users.item.contact_folders.item.contacts.delta.delta_get_response import (
+    DeltaGetResponse as ContactsDelta,
+)
+from msgraph.generated.users.item.mail_folders.delta.delta_get_response import (
+    DeltaGetResponse as MailFoldersDelta,
+)
+from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_get_response import (
+    DeltaGetResponse as MessagesDelta,
+)
 
 from tests.sandbox.graph_models import assert_parses
 

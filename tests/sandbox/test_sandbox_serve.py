@@ -28,8 +28,8 @@ def test_serve_prints_what_a_client_needs_and_answers_over_tls(tmp_path):
             if line.startswith("serving"):
                 break
         printed = "\n".join(lines)
-        graph = re.search(r"^Graph\s+(\S+)", printed, re.M).group(1)
-        authority = re.search(r"^authority\s+(\S+)", printed, re.M).group(1)
+        graph = re.search(r"^Graph\s+(\S+)", printed, re.MULTILINE).group(1)
+        authority = re.search(r"^authority\s+(\S+)", printed, re.MULTILINE).group(1)
         secret_file = tmp_path / "client-secret"
         assert oct(secret_file.stat().st_mode & 0o777) == "0o600" and (tmp_path / "sandbox-ca.pem").exists()
         assert "sandbox-client-secret" not in printed, "the secret is in a file, not on the screen"
@@ -45,7 +45,7 @@ def test_serve_prints_what_a_client_needs_and_answers_over_tls(tmp_path):
 
 
 def test_bad_serve_options_are_usage_errors(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "migrator", "sandbox", "serve", "--fault-rate", "2"], capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run([sys.executable, "-m", "migrator", "sandbox", "serve", "--fault-rate", "2"], capture_output=True, text=True, check=False, cwd=tmp_path)
     assert out.returncode == 2 and "--fault-rate must be between 0 and 1" in out.stderr
 
 
