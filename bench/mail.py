@@ -21,7 +21,7 @@ from migrator.sandbox.app import Sandbox
 from migrator.sandbox.tenant import Tenant
 from migrator.sandbox.tls import ensure_tls
 from tests.fixtures.dovecot import DEFAULT_MASTER, running_dovecot
-from tests.graph.configs import sandbox_source
+from tests.graph.configs import dovecot_target, sandbox_source
 
 BASELINE_USER = "baseline@bench.example"
 
@@ -44,19 +44,11 @@ def imaplib_loop(server, messages: list[bytes]) -> float:
 
 
 def write_config(root: Path, sandbox: Sandbox, server) -> Path:
-    (root / "imap-master").write_text(DEFAULT_MASTER[1])
     (root / "migrator.toml").write_text(f"""
 {sandbox_source(root, sandbox)}
 [workloads]
 enabled = ["mail"]
-[targets.mail]
-kind = "imap"
-host = "{server.host}"
-port = {server.port}
-ca_bundle = "{server.ca_file}"
-master_user = "{DEFAULT_MASTER[0]}"
-master_password = {{ file = "imap-master" }}
-""")
+{dovecot_target(root, server)}""")
     return root / "migrator.toml"
 
 

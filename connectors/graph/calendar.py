@@ -19,11 +19,11 @@ or a cancellation does, not only when the master does.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
 
+from connectors.graph.reader import canonical
 from connectors.graph.session import GraphApiError, GraphSession, item_failure
 from migrator.model import Change, Container, Item, ItemRef, Payload, User
 
@@ -43,10 +43,6 @@ PERIOD = {
     "absoluteYearly": timedelta(days=366), "relativeYearly": timedelta(days=366),
 }
 
-
-def canonical(value: Any) -> bytes:
-    """The same JSON bytes for the same content, whatever order Graph sent the properties in."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def series_window(master: dict[str, Any], today: date | None = None) -> tuple[date, date]:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import html
-import json
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+from connectors.graph.reader import canonical
 from connectors.graph.session import GraphApiError, GraphSession, item_failure
 from migrator.errors import CursorExpired
 from migrator.model import (
@@ -128,8 +128,7 @@ class ChatReader:
             raise item_failure(exc) from None
         message.pop("@odata.context", None)  # names the server, not the message: keeps the payload portable
         document = {"message": message, "hosted_sha256": {k: hashlib.sha256(v).hexdigest() for k, v in hosted.items()}}
-        payload = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-        return Item(ref, Payload.from_bytes(payload), {"message": message, "hosted": hosted, "role": container.role})
+        return Item(ref, Payload.from_bytes(canonical(document)), {"message": message, "hosted": hosted, "role": container.role})
 
     def _hosted(self, message: dict[str, Any]) -> dict[str, str]:
         """hostedContent id -> URL of every inline image, each once. Bodies name them by absolute Graph URLs; they are read

@@ -14,10 +14,10 @@ contacts to move, and yields no container.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from connectors.graph.reader import canonical
 from connectors.graph.session import GraphApiError, GraphSession, item_failure
 from migrator.model import Change, Container, Item, ItemRef, Payload, User
 
@@ -26,10 +26,6 @@ FOLDER_FIELDS = "id,displayName,parentFolderId"
 DEFAULT_NAME = "Contacts"  # only if the default folder cannot be read by its id
 PAGE = 100
 
-
-def canonical(value: Any) -> bytes:
-    """The same JSON bytes for the same content, whatever order Graph sent the properties in."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def payload_of(contact: dict[str, Any], photo: bytes | None) -> bytes:

@@ -3,8 +3,9 @@ a cursor, and one item's content. Readers share one GraphSession."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from migrator.model import Change, Container, Item, ItemRef, User
 
@@ -23,3 +24,9 @@ class WorkloadReader(Protocol):
     async def fetch(self, user: User, container: Container, ref: ItemRef) -> Item:
         """The item's content as a streamed Payload and its Graph JSON (plus extras) as metadata."""
         ...
+
+
+def canonical(value: Any) -> bytes:
+    """The same JSON bytes for the same content, whatever order Graph sent the properties in:
+    the payload of items whose content is Graph's JSON, so its hash changes only with the content."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()

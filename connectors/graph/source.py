@@ -3,6 +3,7 @@ The session (and its connections) lives for one run; tokens and their cache outl
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from urllib.parse import quote
 
@@ -46,9 +47,9 @@ class GraphSource:
         self._readers: dict[str, WorkloadReader] = {}
 
     async def open(self) -> None:
-        if self._tokens is None:
-            self._tokens = TokenProvider(self.credentials)
-        self._tokens.token()  # a wrong secret or tenant is reported now, before anything is planned
+        if self._tokens is None:  # msal discovers the authority over the network: off the event loop
+            self._tokens = await asyncio.to_thread(TokenProvider, self.credentials)
+        await self._tokens.atoken()  # a wrong secret or tenant is reported now, before anything is planned
         self.session = GraphSession(self._tokens, self.graph_url, self.credentials.ca_bundle, self.politeness)
         self._readers = _readers(self.session)
 

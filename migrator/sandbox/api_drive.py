@@ -136,17 +136,13 @@ def library(tenant: Tenant, department: str) -> tuple[dict[str, Any], Drive]:
     return tenant.lazy(("site", department), build)
 
 
-def _departments(tenant: Tenant) -> list[str]:
-    return list(dict.fromkeys(u["department"] for u in tenant.users))
-
 
 def find_drive(tenant: Tenant, drive_id: str) -> Drive:
     """Drives are built on first use; an id not built yet may belong to any user or library."""
-    for key, value in list(tenant._cache.items()):
-        drive = value if key[0] == "drive" else value[1] if key[0] == "site" else None
-        if drive is not None and drive.id == drive_id:
+    for drive in [*tenant.cached("drive"), *(site_drive for _, site_drive in tenant.cached("site"))]:
+        if drive.id == drive_id:
             return drive
-    for department in _departments(tenant):
+    for department in tenant.departments():
         if library(tenant, department)[1].id == drive_id:
             return library(tenant, department)[1]
     for user in tenant.users:
@@ -240,7 +236,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
 
     def sites(request: Request) -> Response:
         require(request.principal, "Sites.Read.All", "Files.Read.All")
-        found = [library(tenant, d)[0] for d in _departments(tenant)]
+        found = [library(tenant, d)[0] for d in tenant.departments()]
         search = request.query.get("search", "*").strip('"')
         if search not in ("*", ""):
             found = [s for s in found if search.lower() in s.get("displayName", "").lower()]
@@ -248,7 +244,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
 
     def site_of(request: Request) -> tuple[dict[str, Any], Drive]:
         require(request.principal, "Sites.Read.All", "Files.Read.All")
-        for department in _departments(tenant):
+        for department in tenant.departments():
             site, drive = library(tenant, department)
             if site["id"] == request.params["site"]:
                 return site, drive

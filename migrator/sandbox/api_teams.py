@@ -106,14 +106,11 @@ def department_team(tenant: Tenant, department: str) -> tuple[TeamData, dict[str
     return tenant.lazy(("team", department), build)
 
 
-def _departments(tenant: Tenant) -> list[str]:
-    return list(dict.fromkeys(u["department"] for u in tenant.users))
-
 
 def register(app: GraphApp, tenant: Tenant) -> None:
     def chat_of(request: Request) -> ChatState:
         require(request.principal, "Chat.Read.All", "Chat.ReadBasic.All", "Chat.ReadWrite.All")
-        for department in _departments(tenant):
+        for department in tenant.departments():
             state = department_chats(tenant, department)["chats"].get(request.params["chat"])
             if state is not None:
                 return state
@@ -121,7 +118,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
 
     def team_of(request: Request) -> tuple[TeamData, dict[str, Thread]]:
         require(request.principal, "Team.ReadBasic.All", "TeamSettings.Read.All", "Group.Read.All")
-        for department in _departments(tenant):
+        for department in tenant.departments():
             team, threads = department_team(tenant, department)
             if team.team["id"] == request.params["team"]:
                 return team, threads
@@ -180,7 +177,7 @@ def register(app: GraphApp, tenant: Tenant) -> None:
 
     def list_teams(request: Request) -> Response:
         require(request.principal, "Team.ReadBasic.All", "TeamSettings.Read.All", "Group.Read.All")
-        teams = [department_team(tenant, d)[0].team for d in _departments(tenant)]
+        teams = [department_team(tenant, d)[0].team for d in tenant.departments()]
         return collection(request, teams, "teams", MESSAGE_PAGE, shape=lambda t: select(t, request))
 
     def joined_teams(request: Request) -> Response:

@@ -74,5 +74,12 @@ class Tenant:
                 self._cache[key] = build()
         return self._cache[key]
 
+    def departments(self) -> list[str]:
+        return list(dict.fromkeys(u["department"] for u in self.users))
+
+    def cached(self, prefix: str) -> list[Any]:
+        """What has been built so far of one kind ("mail", "drive", "site", ...)."""
+        return [value for key, value in list(self._cache.items()) if key[0] == prefix]
+
     def built(self, prefix: str) -> int:
-        return sum(1 for key in self._cache if key[0] == prefix)
+        return len(self.cached(prefix))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from migrator.sandbox.app import Sandbox
 from migrator.sandbox.tenant import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+from tests.fixtures.dovecot import DEFAULT_MASTER
 
 
 def sandbox_source(directory: Path, sandbox: Sandbox) -> str:
@@ -23,4 +24,19 @@ ca_bundle = "{sandbox.ca_file}"
 
 [batch]
 department = "{sandbox.tenant.users[0]['department']}"
+"""
+
+
+def dovecot_target(directory: Path, server) -> str:
+    """[targets.mail] for a Dovecot started by tests.fixtures.dovecot, written as its master user."""
+    (directory / "imap-master").write_text(DEFAULT_MASTER[1])
+    return f"""
+[targets.mail]
+kind = "imap"
+host = "{server.host}"
+port = {server.port}
+security = "tls"
+ca_bundle = "{server.ca_file}"
+master_user = "{DEFAULT_MASTER[0]}"
+master_password = {{ file = "imap-master" }}
 """

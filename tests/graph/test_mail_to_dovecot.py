@@ -20,7 +20,7 @@ from migrator.sandbox.app import Sandbox
 from migrator.sandbox.tenant import Tenant
 from state.ledger import Ledger
 from tests.fixtures.dovecot import DEFAULT_MASTER, running_dovecot
-from tests.graph.configs import sandbox_source
+from tests.graph.configs import dovecot_target, sandbox_source
 from tests.helpers import CrashAfter, is_crash
 
 
@@ -30,26 +30,21 @@ def tenant_sandbox(tls_files):
         yield running
 
 
+def master_sink(server) -> ImapSink:
+    """Reads any mailbox back the way the migration wrote it: as Dovecot's master user."""
+    return ImapSink(server.host, server.port, "tls", login=lambda o: (f"{o}*{DEFAULT_MASTER[0]}", DEFAULT_MASTER[1]), ca_file=server.ca_file)
+
+
 def department_members(sandbox: Sandbox) -> list[dict]:
     return [u for u in sandbox.tenant.users if u["department"] == sandbox.tenant.users[0]["department"]]
 
 
 def mail_config(tmp_path, sandbox: Sandbox, server) -> object:
-    (tmp_path / "imap-master").write_text(DEFAULT_MASTER[1])
     (tmp_path / "migrator.toml").write_text(f"""
 {sandbox_source(tmp_path, sandbox)}
 [workloads]
 enabled = ["mail"]
-
-[targets.mail]
-kind = "imap"
-host = "{server.host}"
-port = {server.port}
-security = "tls"
-ca_bundle = "{server.ca_file}"
-master_user = "{DEFAULT_MASTER[0]}"
-master_password = {{ file = "imap-master" }}
-
+{dovecot_target(tmp_path, server)}
 [run]
 retry_base_seconds = 0.01
 retry_max_seconds = 0.05
@@ -70,7 +65,7 @@ def run_job(config, **kwargs):
 
 def imap_contents(server, owner: str, paths) -> dict[tuple[str, ...], list[str]]:
     """Per IMAP folder, the source ids stored (with repeats, so duplicates show)."""
-    sink = ImapSink(server.host, server.port, "tls", login=lambda o: (f"{o}*{DEFAULT_MASTER[0]}", DEFAULT_MASTER[1]), ca_file=server.ca_file)
+    sink = master_sink(server)
 
     async def read():
         try:
@@ -116,7 +111,7 @@ def test_a_department_moves_into_dovecot_exactly_once(tmp_path, tenant_sandbox):
 
 
 def check_bytes_flags_and_dates(server, owner, box, folders) -> None:
-    sink = ImapSink(server.host, server.port, "tls", login=lambda o: (f"{o}*{DEFAULT_MASTER[0]}", DEFAULT_MASTER[1]), ca_file=server.ca_file)
+    sink = master_sink(server)
 
     async def check():
         try:
