@@ -22,19 +22,17 @@ dest_id is the object's URL path on the server (its href), e.g. "/ada/agenda/<ui
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import re
 import unicodedata
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from collections.abc import Callable
+from urllib.parse import quote, unquote
 
-import httpx
 import vobject
 
+from connectors.dav_http import Answer, DavConnection, Login, said
 from migrator.errors import ItemError, TransientError
 from migrator.model import Capabilities, DestRef, Target
 
@@ -229,31 +227,6 @@ def described(stored: bytes) -> tuple[int, str]:
 # ---------------------------------------------------------------- the sink
 
 
-@dataclass(frozen=True)
-class _LoopClient:
-    loop: asyncio.AbstractEventLoop
-    client: httpx.AsyncClient
-    guard: AsyncIterator[None]
-
-
-async def _close_when_loop_ends(client: httpx.AsyncClient) -> AsyncIterator[None]:
-    # asyncio.run() closes every async generator before it closes the loop, so this `finally`
-    # closes the client's connections even when nobody calls close().
-    try:
-        yield
-    finally:
-        await client.aclose()
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    reason: str
-    text: str
-    headers: httpx.Headers
-    content: bytes
-
-
 class DavSink:
     """Calendars (kind="caldav") or address books (kind="carddav") of each owner on one DAV server."""
 
@@ -263,7 +236,7 @@ class DavSink:
         self,
         base_url: str,
         kind: str = "caldav",
-        login: Callable[[str], tuple[str, str]] | None = None,
+        login: Login | None = None,
         home: Callable[[str], str] | None = None,
         ca_file: str | None = None,
         timeout: float = 60,
@@ -274,44 +247,17 @@ class DavSink:
             raise ValueError("a DAV sink needs login: owner -> (user, password)")
         self.kind = kind
         self.tag, self.content_type = KINDS[kind]
-        self._login = login
         self._home = home
-        self._base_url = base_url.rstrip("/")
-        self._base_path = urlsplit(self._base_url).path
-        self._verify: str | bool = ca_file if ca_file else True
-        self._timeout = timeout
-        self._state: _LoopClient | None = None
-        self._auth: dict[str, tuple[str, httpx.BasicAuth]] = {}
+        self.http = DavConnection(base_url, login, ca_file, timeout)
 
     async def close(self) -> None:
-        """Closes the connections of the running event loop (those of ended loops are gone already)."""
-        state, self._state = self._state, None
-        if state is not None and state.loop is asyncio.get_running_loop():
-            await state.client.aclose()
-
-    async def _client(self) -> httpx.AsyncClient:
-        # Pooled connections belong to the event loop that opened them; a new loop gets a new client.
-        loop = asyncio.get_running_loop()
-        state = self._state
-        if state is None or state.loop is not loop:
-            client = httpx.AsyncClient(
-                base_url=self._base_url, verify=self._verify, timeout=self._timeout, headers={"User-Agent": "m365-migrator"}
-            )
-            state = self._state = _LoopClient(loop, client, _close_when_loop_ends(client))
-            await state.guard.__anext__()
-        return state.client
+        await self.http.close()
 
     # ------------------------------------------------------------ paths and requests
 
-    def _account(self, owner: str) -> tuple[str, httpx.BasicAuth]:
-        if owner not in self._auth:
-            user, password = self._login(owner)
-            self._auth[owner] = (user, httpx.BasicAuth(user, password))
-        return self._auth[owner]
-
     def home_path(self, owner: str) -> str:
         """The owner's home collection as a URL path below the base URL, with a trailing slash."""
-        user, _ = self._account(owner)
+        user, _ = self.http.account(owner)
         home = self._home(owner) if self._home is not None else f"/{quote(user, safe='@')}/"
         return "/" + home.strip("/") + "/"
 
@@ -319,27 +265,13 @@ class DavSink:
         return f"{self.home_path(owner)}{collection_slug(path)}/"
 
     def _href(self, url_path: str) -> str:
-        """The server's absolute path for a path below the base URL (what dest_id records)."""
-        return self._base_path + url_path
+        return self.http.href(url_path)
 
     def _relative(self, href: str) -> str:
-        path = urlsplit(href).path
-        if self._base_path and path.startswith(self._base_path + "/"):
-            return path[len(self._base_path) :]
-        return path
+        return self.http.relative(href)
 
-    async def _request(self, owner: str, method: str, url_path: str, **kwargs) -> _Answer:
-        _, auth = self._account(owner)
-        try:
-            response = await (await self._client()).request(method, url_path, auth=auth, **kwargs)
-        except httpx.TransportError as exc:
-            raise TransientError(f"{method} {url_path}: {type(exc).__name__}: {exc}") from None
-        answer = _Answer(response.status_code, response.reason_phrase, response.text, response.headers, response.content)
-        if answer.status == 429 or answer.status >= 500:
-            raise TransientError(f"{method} {url_path}: {_said(answer)}", retry_after=_retry_after(answer.headers))
-        if answer.status in (401, 403) and method != "MKCOL":
-            raise ItemError(f"{method} {url_path} refused for {self._account(owner)[0]}: {_said(answer)}")
-        return answer
+    async def _request(self, owner: str, method: str, url_path: str, **kwargs) -> Answer:
+        return await self.http.request(owner, method, url_path, **kwargs)
 
     # ------------------------------------------------------------ Sink
 
@@ -358,7 +290,7 @@ class DavSink:
         # Servers say "it exists" differently: 405 (sabre, RFC 4791), 409 or 403 (Radicale).
         existing = await self._collection_type(owner, collection)
         if existing is None:
-            raise ItemError(f"cannot create {display_name(path)!r} at {collection}: {_said(answer)}")
+            raise ItemError(f"cannot create {display_name(path)!r} at {collection}: {said(answer)}")
         if existing != _COLLECTION_TYPES[self.kind]:
             raise ItemError(f"{collection} exists but is not {'a calendar' if self.kind == 'caldav' else 'an address book'}")
         return collection
@@ -389,7 +321,7 @@ class DavSink:
         if answer.status == 412:
             raise await self._precondition_failed(owner, target.dest_key, url_path, replace, answer)
         if answer.status not in (200, 201, 204):
-            raise ItemError(f"the server refused {target.dest_key}: {_said(answer)}")
+            raise ItemError(f"the server refused {target.dest_key}: {said(answer)}")
         etag = answer.headers.get("ETag") or await self._etag(owner, url_path)
         return DestRef(target.dest_key, self._href(url_path), len(data), hashlib.sha256(data).hexdigest(), etag)
 
@@ -402,7 +334,7 @@ class DavSink:
         if answer.status in (404, 410):
             return None
         if answer.status != 200:
-            raise ItemError(f"cannot read {ref.dest_key}: {_said(answer)}")
+            raise ItemError(f"cannot read {ref.dest_key}: {said(answer)}")
         return answer.content
 
     async def list_keys(self, owner: str, path: tuple[str, ...]) -> set[str]:
@@ -411,7 +343,7 @@ class DavSink:
         if answer.status == 404:
             return set()
         if answer.status != 207:
-            raise ItemError(f"cannot list {collection}: {_said(answer)}")
+            raise ItemError(f"cannot list {collection}: {said(answer)}")
         keys = set()
         for href, types in _multistatus(answer.content):
             relative = self._relative(href)
@@ -426,7 +358,7 @@ class DavSink:
         if answer.status == 404:
             return False
         if answer.status not in (200, 204):
-            raise ItemError(f"cannot delete {ref.dest_key}: {_said(answer)}")
+            raise ItemError(f"cannot delete {ref.dest_key}: {said(answer)}")
         return True
 
     # ------------------------------------------------------------ helpers
@@ -436,7 +368,7 @@ class DavSink:
         if answer.status in (404, 410):
             return None
         if answer.status != 200:
-            raise ItemError(f"cannot read {dest_key}: {_said(answer)}")
+            raise ItemError(f"cannot read {dest_key}: {said(answer)}")
         size, sha = described(answer.content)
         return DestRef(dest_key, self._href(url_path), size, sha, answer.headers.get("ETag"))
 
@@ -444,17 +376,17 @@ class DavSink:
         answer = await self._request(owner, "HEAD", url_path)
         return answer.headers.get("ETag") if answer.status == 200 else None
 
-    async def _precondition_failed(self, owner: str, dest_key: str, url_path: str, replace: DestRef | None, answer: _Answer) -> ItemError:
+    async def _precondition_failed(self, owner: str, dest_key: str, url_path: str, replace: DestRef | None, answer: Answer) -> ItemError:
         """Why a 412 happened: the object exists / changed / vanished, or the server refused it otherwise."""
         current = await self._etag_or_none(owner, url_path)
         if replace is None and current is not None:
-            return ItemError(f"{dest_key} already exists on the server ({_said(answer)})")
+            return ItemError(f"{dest_key} already exists on the server ({said(answer)})")
         if replace is not None and current is None:
-            return ItemError(f"{dest_key} was removed on the server meanwhile ({_said(answer)})")
+            return ItemError(f"{dest_key} was removed on the server meanwhile ({said(answer)})")
         if replace is not None and current != replace.etag:
-            return ItemError(f"{dest_key} changed on the server meanwhile ({_said(answer)})")
+            return ItemError(f"{dest_key} changed on the server meanwhile ({said(answer)})")
         # Radicale answers 412 for an object above its max_resource_size, too.
-        return ItemError(f"the server refused {dest_key}: {_said(answer)} (not a conflict: it may exceed the server's size limit)")
+        return ItemError(f"the server refused {dest_key}: {said(answer)} (not a conflict: it may exceed the server's size limit)")
 
     async def _etag_or_none(self, owner: str, url_path: str) -> str | None:
         answer = await self._request(owner, "HEAD", url_path)
@@ -476,18 +408,6 @@ class DavSink:
 
 
 _XML = {"Content-Type": "application/xml; charset=utf-8"}
-
-
-def _said(answer: _Answer) -> str:
-    text = " ".join(answer.text.split())[:300] if answer.text else ""
-    return f"{answer.status} {answer.reason}" + (f": {text}" if text else "")
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    try:
-        return float(headers.get("Retry-After", ""))
-    except ValueError:
-        return None
 
 
 def _multistatus(content: bytes) -> list[tuple[str, set[str]]]:
