@@ -102,23 +102,24 @@ class DavConnection:
             return path[len(self.base_path):]
         return path
 
-    def _checked(self, owner: str | None, method: str, url_path: str, answer: Answer) -> Answer:
+    def _checked(self, owner: str | None, method: str, url_path: str, answer: Answer, refusal_fails: bool = True) -> Answer:
         if answer.status == 429 or answer.status >= 500 and answer.status != 507:
             raise TransientError(f"{method} {url_path}: {said(answer)}", retry_after=retry_after(answer.headers))
-        if answer.status in (401, 403) and method != "MKCOL":
+        if answer.status in (401, 403) and method != "MKCOL" and refusal_fails:
             who = self.account(owner)[0] if owner is not None else "an anonymous client"
             raise ItemError(f"{method} {url_path} refused for {who}: {said(answer)}")
         return answer
 
-    async def request(self, owner: str | None, method: str, url_path: str, **kwargs) -> Answer:
-        """One request, its whole answer read; `owner` None sends no credentials."""
+    async def request(self, owner: str | None, method: str, url_path: str, refusal_fails: bool = True, **kwargs) -> Answer:
+        """One request, its whole answer read; `owner` None sends no credentials. A 401/403 fails
+        the item unless `refusal_fails` is false (APIs that answer "not allowed" for one detail)."""
         auth = self.account(owner)[1] if owner is not None else None
         try:
             response = await (await self.client()).request(method, url_path, auth=auth, **kwargs)
         except httpx.TransportError as exc:
             raise TransientError(f"{method} {url_path}: {type(exc).__name__}: {exc}") from None
         answer = Answer(response.status_code, response.reason_phrase, response.text, response.headers, response.content)
-        return self._checked(owner, method, url_path, answer)
+        return self._checked(owner, method, url_path, answer, refusal_fails)
 
     @contextlib.asynccontextmanager
     async def stream(self, owner: str, method: str, url_path: str, **kwargs) -> AsyncIterator[httpx.Response]:

@@ -19,8 +19,10 @@ from migrator.errors import ConfigError
 from migrator.model import WORKLOADS
 
 SOURCE_KINDS = ("example", "graph")
-SINK_KINDS = ("directory", "memory", "imap", "maildir", "caldav", "carddav")
-SINK_WORKLOADS = {"imap": ("mail",), "maildir": ("mail",), "caldav": ("calendar",), "carddav": ("contacts",)}
+SINK_KINDS = ("directory", "memory", "imap", "maildir", "caldav", "carddav", "webdav", "nextcloud")
+SINK_WORKLOADS = {
+    "imap": ("mail",), "maildir": ("mail",), "caldav": ("calendar",), "carddav": ("contacts",), "webdav": ("files",), "nextcloud": ("files",),
+}
 IMAP_SECURITY = ("tls", "starttls", "plain")
 _SECRET_KEY = re.compile(r"(secret|password|token|private_key)", re.IGNORECASE)
 
@@ -79,6 +81,7 @@ class Config:
     identity_overrides: dict[str, dict[str, str]]
     run: RunSettings
     mail: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default=Path("."))
 
 
@@ -93,6 +96,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "workloads": {"enabled": list},
     "identity": {"imap_login": str, "nextcloud_user": str, "matrix_id": str, "overrides": str},
     "mail": {"folders": dict, "add_source_header": bool},
+    "files": {"onedrive_folder": str, "libraries_folder": str, "groups": dict},
     "run": {
         "concurrency": int, "per_mailbox": int, "max_attempts": int, "retry_base_seconds": (int, float),
         "retry_max_seconds": (int, float), "call_retries": int, "verify_sample": (int, float),
@@ -101,7 +105,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
 SINK_SCHEMA: dict[str, type | tuple[type, ...]] = {
     "kind": str, "path": str, "host": str, "port": int, "security": str, "ca_bundle": str,
     "master_user": str, "master_password": dict, "password": dict, "connections_per_owner": int,
-    "url": str, "home": str, "user_passwords": dict,
+    "url": str, "home": str, "user_passwords": dict, "verify_content": bool, "chunk_size": int,
 }
 
 DEFAULT_IDENTITY = {"imap_login": "{upn}", "nextcloud_user": "{local}", "matrix_id": "@{local}:example.org"}
@@ -221,6 +225,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         identity_overrides=overrides,
         run=run,
         mail=dict(raw.get("mail", {})),
+        files=_files_section(raw.get("files", {})),
         base_dir=base_dir,
     )
 
@@ -281,8 +286,11 @@ def _parse_targets(raw: dict[str, Any], workloads: tuple[str, ...], base_dir: Pa
             raise ConfigError(f"targets.{workload}.kind = {kind!r} only takes {only}", hint=f"use it under [targets.{only}]")
         if kind == "imap":
             _check_imap(workload, options, base_dir)
-        if kind in ("caldav", "carddav"):
+        if kind in ("caldav", "carddav", "webdav", "nextcloud"):
             _check_dav(workload, options, base_dir)
+        if kind == "nextcloud" and options.get("chunk_size", 5 << 20) < 5 << 20:
+            raise ConfigError(f"targets.{workload}.chunk_size must be at least 5242880 (5 MiB), got {options['chunk_size']}",
+                              hint="Nextcloud's chunked upload takes chunks of 5 MiB to 5 GiB")
         targets[workload] = SinkConfig(kind, options)
     for workload in workloads:
         if workload not in targets:
@@ -315,6 +323,17 @@ def _check_dav(workload: str, options: dict[str, Any], base_dir: Path) -> None:
         raise ConfigError(f"{where} needs password or user_passwords", hint='e.g. user_passwords = { file = "app-passwords.csv" } (login,password per line)')
     if "ca_bundle" in options:
         options["ca_bundle"] = str((base_dir / options["ca_bundle"]).resolve())
+
+
+def _files_section(files: dict[str, Any]) -> dict[str, Any]:
+    for key in ("onedrive_folder", "libraries_folder"):
+        value = files.get(key)
+        if value is not None and ("/" in value or value in (".", "..")):
+            raise ConfigError(f"files.{key} must be one folder name, got {value!r}", hint='e.g. onedrive_folder = "OneDrive"')
+    for name, group in files.get("groups", {}).items():
+        if not isinstance(group, str) or not group:
+            raise ConfigError(f"files.groups.{name!r} must name a target group, got {group!r}", hint='e.g. "Leden van Financien" = "financien"')
+    return dict(files)
 
 
 def _read_overrides(path: Path) -> dict[str, dict[str, str]]:

@@ -121,7 +121,8 @@ class Copier:
         if existing is not None:
             same = await self._same_content(existing, mapped)
             if same is not None:
-                self.ledger.record_copied(self.run_id, work.item_id, existing.dest_key, existing.dest_id, existing.etag, *same, healed=True)
+                self.ledger.record_copied(self.run_id, work.item_id, existing.dest_key, existing.dest_id, existing.etag, *same,
+                                          healed=True, mtime=existing.mtime)
                 return "healed", 0
 
         if not sink.caps.cheap_find:
@@ -133,7 +134,8 @@ class Copier:
         self.fault("after_put")
         if hashing.sha256 is None:
             raise ItemError("the target did not read the whole item")
-        self.ledger.record_copied(self.run_id, work.item_id, dest.dest_key, dest.dest_id, dest.etag, hashing.bytes_read, hashing.sha256, healed=False)
+        self.ledger.record_copied(self.run_id, work.item_id, dest.dest_key, dest.dest_id, dest.etag, hashing.bytes_read, hashing.sha256,
+                                  healed=False, mtime=dest.mtime, notes=dest.notes)
         return "copied", hashing.bytes_read
 
     async def _same_content(self, existing: DestRef, target: Target) -> tuple[int, str] | None:

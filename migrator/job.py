@@ -21,7 +21,7 @@ from migrator.model import User
 from migrator.planner import Planner, PlanTotals
 from migrator.progress import NullProgress, ProgressReporter
 from migrator.verifier import Verifier, VerifyTotals
-from migrator.wiring import build_mappings, build_sink, build_source
+from migrator.wiring import adapt_to_targets, build_mappings, build_sink, build_source
 from state.ledger import Ledger
 from state.models import ItemState
 
@@ -118,6 +118,7 @@ class Job:
 
     async def _run(self, command: str, selection: Selection, stages: tuple[str, ...], dry_run: bool, retry_failed: bool) -> JobResult:
         users, unknown, identities = await self.select(selection)
+        await adapt_to_targets(self.config, self.mappings, {w: s for w, s in self.sinks.items() if w in selection.workloads})
         if dry_run:
             result = JobResult(run_id=0, users=users, unknown_users=unknown)
             result.plan = await Planner(self.ledger, 0, self.source, self.mappings, dry_run=True).plan(users, identities, selection.workloads)

@@ -136,6 +136,8 @@ class DestRef:
     size: int | None = None
     content_hash: str | None = None
     etag: str | None = None
+    mtime: float | None = None  # seconds since the epoch, where the sink keeps modification times
+    notes: tuple[str, ...] = ()  # what the sink could not carry over for this item (e.g. a share)
 
 
 @dataclass(frozen=True)

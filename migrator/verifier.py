@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from migrator.contracts import Sink, Source, WorkloadMapping
 from migrator.errors import ItemError, TransientError
-from migrator.model import Container, DestRef, ItemRef, User
+from migrator.model import Capabilities, Container, DestRef, ItemRef, User
 from state.ledger import CopiedItem, Ledger
 
 
@@ -21,14 +21,20 @@ class VerifyTotals:
     target_only: dict[str, int] = field(default_factory=dict)  # "owner:path" -> count
 
 
-def compare(item: CopiedItem, found, hashes: tuple[str, ...]) -> str:
+def compare(item: CopiedItem, found, caps: Capabilities) -> str:
     """The problem with a stored item, or "" when it is what the ledger says was written."""
     if found is None:
         return "missing at target"
     if item.size is not None and found.size is not None and found.size != item.size:
         return f"size differs: {found.size} bytes at target, {item.size} copied"
-    if "sha256" in hashes and item.content_hash and found.content_hash and found.content_hash != item.content_hash:
+    if "sha256" in caps.hashes and item.content_hash and found.content_hash and found.content_hash != item.content_hash:
         return "content differs: sha256 at target does not match what was copied"
+    precision = caps.mtime_precision
+    if precision is not None and item.dest_mtime is not None:
+        if found.mtime is None:
+            return "modification time unknown at target"
+        if abs(found.mtime - item.dest_mtime) > precision:
+            return f"modification time differs by {found.mtime - item.dest_mtime:+.0f} s"
     return ""
 
 
@@ -83,7 +89,7 @@ class Verifier:
                 self.totals.outcomes["unreachable"] += 1
                 self.ledger.record_event(self.run_id, "verify.unreachable", f"item {item.item_id}", {"reason": str(exc)})
                 return
-        problem = compare(item, found, sink.caps.hashes)
+        problem = compare(item, found, sink.caps)
         if not problem and found is not None:
             problem = await self._deep_check(item, sink, found)
         checked.append((item.item_id, problem))
@@ -109,4 +115,4 @@ class Verifier:
 
 
 def _dest_ref(item: CopiedItem) -> DestRef:
-    return DestRef(item.dest_key, item.dest_id, item.size, item.content_hash, item.dest_etag)
+    return DestRef(item.dest_key, item.dest_id, item.size, item.content_hash, item.dest_etag, item.dest_mtime)

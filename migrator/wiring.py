@@ -59,6 +59,8 @@ def build_sink(workload: str, sink: SinkConfig, config: Config | None = None) ->
         return imap_sink(sink, config)
     if sink.kind in ("caldav", "carddav"):
         return dav_sink(sink)
+    if sink.kind in ("webdav", "nextcloud"):
+        return files_sink(sink)
     raise ConfigError(f"targets.{workload}.kind {sink.kind!r} is not available in this version", hint='use kind = "directory"')
 
 
@@ -83,25 +85,40 @@ def imap_sink(sink: SinkConfig, config: Config | None) -> Sink:
                     special_use=special_use_of(rules), connections_per_owner=o.get("connections_per_owner", 2))
 
 
-def dav_sink(sink: SinkConfig) -> Sink:
-    from connectors.dav import DavSink
-
-    o = sink.options
-    if "user_passwords" in o:  # app passwords, one per user: "login,password" lines
+def dav_login(o: dict):
+    """owner -> (login, password): one app password per user ("login,password" lines), or one shared password."""
+    if "user_passwords" in o:
         table = dict(line.split(",", 1) for line in o["user_passwords"].resolve().splitlines() if "," in line)
 
         def login(owner: str) -> tuple[str, str]:
             if owner not in table:
                 raise ItemError(f"no password for {owner} in {o['user_passwords'].file or o['user_passwords'].env}")
             return owner, table[owner].strip()
-    else:
-        password = o["password"].resolve()
+        return login
+    password = o["password"].resolve()
+    return lambda owner: (owner, password)
 
-        def login(owner: str) -> tuple[str, str]:
-            return owner, password
+
+def dav_sink(sink: SinkConfig) -> Sink:
+    from connectors.dav import DavSink
+
+    o = sink.options
+    home = (lambda owner: o["home"].format(user=owner)) if "home" in o else None
+    return DavSink(o["url"], kind=sink.kind, login=dav_login(o), home=home, ca_file=o.get("ca_bundle"))
+
+
+def files_sink(sink: SinkConfig) -> Sink:
+    o = sink.options
+    verify_content = o.get("verify_content", True)
+    if sink.kind == "nextcloud":
+        from connectors.nextcloud import CHUNK_SIZE, NextcloudSink
+
+        return NextcloudSink(o["url"], dav_login(o), ca_file=o.get("ca_bundle"), verify_content=verify_content,
+                             chunk_size=o.get("chunk_size", CHUNK_SIZE))
+    from connectors.webdav import WebDavSink
 
     home = (lambda owner: o["home"].format(user=owner)) if "home" in o else None
-    return DavSink(o["url"], kind=sink.kind, login=login, home=home, ca_file=o.get("ca_bundle"))
+    return WebDavSink(o["url"], dav_login(o), home=home, ca_file=o.get("ca_bundle"), verify_content=verify_content)
 
 
 def special_use_of(rules):
@@ -127,7 +144,35 @@ def build_mappings(config: Config) -> dict[str, WorkloadMapping]:
         # The tenant's own domain marks an address as work; Graph does not label them.
         tenant = config.source.get("tenant_id", "")
         mappings["contacts"] = contacts_mapping(ContactOptions.of(work_domains=[tenant] if "." in tenant else []))
+    if config.source_kind == "graph" and "files" in config.workloads:
+        mappings["files"] = files_workload(config)
     return mappings
+
+
+def files_workload(config: Config, rules=None) -> WorkloadMapping:
+    """`rules`: the names the target refuses, as its server publishes them (None: Nextcloud's defaults)."""
+    from mappings.file_names import NameRules
+    from mappings.files import FileOptions, files_mapping
+    from mappings.identity import resolve_identity
+
+    def account_of(address: str) -> str | None:
+        if "@" not in address:
+            return None
+        return resolve_identity(address, config.identity_templates, config.identity_overrides).nextcloud_user
+
+    f = config.files
+    options = FileOptions(
+        rules=rules or NameRules.nextcloud_defaults(), onedrive_folder=f.get("onedrive_folder", "OneDrive"),
+        libraries_folder=f.get("libraries_folder", ""), account_of=account_of, groups=dict(f.get("groups", {})),
+    )
+    return files_mapping(options)
+
+
+async def adapt_to_targets(config: Config, mappings: dict[str, WorkloadMapping], sinks: dict[str, Sink]) -> None:
+    """Mappings that depend on what a target server publishes (the file names Nextcloud refuses)."""
+    name_rules = getattr(sinks.get("files"), "name_rules", None)
+    if config.source_kind == "graph" and "files" in mappings and name_rules is not None:
+        mappings["files"] = files_workload(config, await name_rules())
 
 
 def mail_workload(config: Config) -> WorkloadMapping:

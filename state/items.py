@@ -147,18 +147,21 @@ class ItemWrites:
             s.execute(update(Item).where(Item.id == item_id).values(dest_key=dest_key, put_started_at=utcnow()))
 
     def record_copied(
-        self, run_id: int, item_id: int, dest_key: str, dest_id: str, etag: str | None, size: int, content_hash: str, healed: bool
+        self, run_id: int, item_id: int, dest_key: str, dest_id: str, etag: str | None, size: int, content_hash: str, healed: bool,
+        mtime: float | None = None, notes: tuple[str, ...] = (),
     ) -> None:
         with self.transaction() as s:
             s.execute(
                 update(Item).where(Item.id == item_id).values(
-                    state=ItemState.COPIED, dest_key=dest_key, dest_id=dest_id, dest_etag=etag, size=size,
+                    state=ItemState.COPIED, dest_key=dest_key, dest_id=dest_id, dest_etag=etag, size=size, dest_mtime=mtime,
                     content_hash=content_hash, last_error=None, lease_owner=None, put_started_at=None, updated_at=utcnow(),
                 )
             )
-            detail = {"dest_key": dest_key, "bytes": size, "sha256": content_hash}
+            detail: dict = {"dest_key": dest_key, "bytes": size, "sha256": content_hash}
             if healed:
                 detail["found_at_target"] = True
+            if notes:
+                detail["notes"] = list(notes)
             self._append(s, run_id, "item.copied", f"item {item_id}", detail)
 
     def record_failed(self, run_id: int, item_id: int, reason: str) -> None:

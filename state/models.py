@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -109,6 +110,8 @@ class Item(Base):
     dest_key: Mapped[str | None] = mapped_column(Text)
     dest_id: Mapped[str | None] = mapped_column(Text)
     dest_etag: Mapped[str | None] = mapped_column(String(256))
+    # The modification time the target confirmed it keeps (files), compared again by verify.
+    dest_mtime: Mapped[float | None] = mapped_column(Float)
     state: Mapped[str] = mapped_column(String(20), default=ItemState.PLANNED)
     # Set before a sink write starts: a later run then probes the sink before writing again.
     put_started_at: Mapped[dt.datetime | None]

@@ -56,6 +56,7 @@ class CopiedItem:
     container_name: str = ""
     container_path: tuple[str, ...] = ()
     container_role: str = ""
+    dest_mtime: float | None = None
 
 
 def encode_path(path: tuple[str, ...]) -> str:
@@ -94,7 +95,7 @@ class Queries:
             return [
                 CopiedItem(i.id, sc.upn, sc.workload, sc.target_owner, c.id, decode_path(c.target_path), i.dest_key, i.dest_id or "", i.size,
                            i.content_hash, i.dest_etag, i.source_id, i.kind, i.change_key, c.source_id, c.name,
-                           decode_path(c.source_path or "[]"), c.role)
+                           decode_path(c.source_path or "[]"), c.role, i.dest_mtime)
                 for i, c, sc in rows
             ]
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from migrator.errors import ConfigError
 from state.models import Base, SchemaVersion
 
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 
 
 def _container_source_path_and_role(session: Session) -> None:
@@ -18,8 +18,12 @@ def _container_source_path_and_role(session: Session) -> None:
     session.execute(text("ALTER TABLE container ADD COLUMN role VARCHAR(40) DEFAULT '' NOT NULL"))
 
 
+def _item_dest_mtime(session: Session) -> None:
+    session.execute(text("ALTER TABLE item ADD COLUMN dest_mtime FLOAT"))
+
+
 # version -> function that upgrades a ledger from version-1 to version.
-MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _container_source_path_and_role}
+MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _container_source_path_and_role, 3: _item_dest_mtime}
 
 
 def ensure_schema(engine: Engine) -> int:

@@ -80,6 +80,7 @@ def test_a_version_1_ledger_is_upgraded_in_place_keeping_its_rows(tmp_path):
     db = sqlite3.connect(tmp_path / "l.db")
     db.execute("alter table container drop column source_path")
     db.execute("alter table container drop column role")
+    db.execute("alter table item drop column dest_mtime")
     db.execute("delete from schema_version")
     db.execute("insert into schema_version (version, applied_at) values (1, '2026-11-01 00:00:00')")
     db.commit()
@@ -93,4 +94,5 @@ def test_a_version_1_ledger_is_upgraded_in_place_keeping_its_rows(tmp_path):
         upgraded.close()
     db = sqlite3.connect(tmp_path / "l.db")
     assert db.execute("select source_path, role from container").fetchone() == ('["Postvak IN"]', "inbox")
-    assert [v for (v,) in db.execute("select version from schema_version order by version")] == [1, 2]
+    assert [v for (v,) in db.execute("select version from schema_version order by version")] == [1, 2, 3]
+    assert "dest_mtime" in {row[1] for row in db.execute("pragma table_info(item)")}
