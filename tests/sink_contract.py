@@ -7,6 +7,7 @@ import hashlib
 
 import pytest
 
+from migrator.errors import ItemError
 from migrator.model import DestRef, Payload, Target
 
 OWNER = "ada"
@@ -76,3 +77,57 @@ class SinkContract:
 
     def remove(self, sink, ref: DestRef) -> None:  # pragma: no cover - per implementation
         raise NotImplementedError
+
+
+def file_target(key: str, data: bytes, mtime: float | None = 1_600_000_000.0, kind: str = "file", chunk_size: int = 7, **metadata) -> Target:
+    return Target(dest_key=key, payload=Payload.from_bytes(data, chunk_size=chunk_size),
+                  metadata={"kind": kind, "mtime": mtime, "size": len(data) if kind == "file" else None, **metadata})
+
+
+class FileSinkContract(SinkContract):
+    """What every files sink (plain WebDAV, Nextcloud) keeps beyond the general contract."""
+
+    def test_a_file_below_missing_folders_is_stored_at_its_path(self, sink):
+        run(sink.ensure_container(OWNER, ("OneDrive",)))
+        key = "Documenten/Beleid 2026/Overzicht – concept ü.docx"
+        data = b"PK\x03\x04 word"
+        stored = run(sink.put(OWNER, ("OneDrive",), file_target(key, data)))
+        assert run(sink.stat(OWNER, stored)).size == len(data)
+        assert run(sink.list_keys(OWNER, ("OneDrive",))) == {"Documenten", "Documenten/Beleid 2026", key}
+
+    def test_a_folder_item_creates_an_empty_folder(self, sink):
+        run(sink.ensure_container(OWNER, ("OneDrive",)))
+        run(sink.put(OWNER, ("OneDrive",), file_target("Leeg", b"", kind="folder")))
+        run(sink.put(OWNER, ("OneDrive",), file_target("Leeg", b"", kind="folder")))  # again: no error
+        assert run(sink.list_keys(OWNER, ("OneDrive",))) == {"Leeg"}
+
+    def test_the_modification_time_is_kept_where_declared(self, sink):
+        run(sink.ensure_container(OWNER, ("OneDrive",)))
+        stored = run(sink.put(OWNER, ("OneDrive",), file_target("old.txt", b"from 2020", mtime=1_577_880_000.0)))
+        found = run(sink.stat(OWNER, stored))
+        if sink.caps.mtime_precision is None:
+            assert stored.mtime is None
+        else:
+            assert stored.mtime == 1_577_880_000.0
+            assert abs(found.mtime - 1_577_880_000.0) <= sink.caps.mtime_precision
+
+    def test_a_create_never_overwrites_a_file_it_did_not_write(self, sink):
+        run(sink.ensure_container(OWNER, ("OneDrive",)))
+        run(sink.put(OWNER, ("OneDrive",), file_target("mine.txt", b"written by the user")))
+        with pytest.raises(ItemError, match="already exists"):
+            run(sink.put(OWNER, ("OneDrive",), file_target("mine.txt", b"migrated")))
+
+    def test_find_reports_the_hash_of_a_file_of_the_expected_size(self, sink):
+        run(sink.ensure_container(OWNER, ("OneDrive",)))
+        data = b"same size, other bytes"
+        run(sink.put(OWNER, ("OneDrive",), file_target("a.txt", data)))
+        found = run(sink.find(OWNER, ("OneDrive",), file_target("a.txt", b"x" * len(data))))
+        assert found.content_hash == hashlib.sha256(data).hexdigest()
+
+    def test_a_large_file_streams_through(self, sink):
+        run(sink.ensure_container(OWNER, ("OneDrive",)))
+        data = bytes(range(256)) * 4096 * 7  # 7 MiB in 64 KiB pieces
+        stored = run(sink.put(OWNER, ("OneDrive",), file_target("big.bin", data, chunk_size=1 << 16)))
+        again = run(sink.stat(OWNER, stored))
+        assert again.size == len(data)
+        assert again.content_hash == hashlib.sha256(data).hexdigest()
