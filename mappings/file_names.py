@@ -72,7 +72,7 @@ def _marker(original: str) -> str:
 
 def _split_extension(name: str) -> tuple[str, str]:
     stem, dot, ext = name.rpartition(".")
-    if not dot or not stem or " " in ext or len(ext) > 16:
+    if not dot or not stem.strip("._") or " " in ext or len(ext) > 16:  # ".htaccess" is all name
         return name, ""
     return stem, "." + ext
 
