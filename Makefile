@@ -7,6 +7,8 @@ STAMP  := $(VENV)/.installed
 
 # Debian packages the test suite needs; installed only when missing.
 DEB_PACKAGES := dovecot-imapd
+# Only the benchmarks compare against rclone.
+BENCH_DEB_PACKAGES := rclone
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 debs:
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEB_PACKAGES) $(EXTRA_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 demo: $(STAMP)
@@ -25,9 +27,11 @@ test: $(STAMP) debs
 	$(BIN)/ruff check --quiet .
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP) debs
+bench: $(STAMP)
+	$(MAKE) debs EXTRA_DEBS="$(BENCH_DEB_PACKAGES)"
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.mail
+	$(BIN)/python -m bench.files
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .hypothesis

@@ -10,8 +10,12 @@ from migrator.sandbox.tenant import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from tests.fixtures.dovecot import DEFAULT_MASTER
 
 
-def sandbox_source(directory: Path, sandbox: Sandbox) -> str:
+def sandbox_source(directory: Path, sandbox: Sandbox, upns: list[str] | None = None) -> str:
+    """The first user's department is migrated, or only `upns` when given."""
     (directory / "graph-secret").write_text(SANDBOX_CLIENT_SECRET + "\n")
+    if upns is not None:
+        (directory / "users.txt").write_text("".join(upn + "\n" for upn in upns))
+    batch = 'users_file = "users.txt"' if upns is not None else f'department = "{sandbox.tenant.users[0]["department"]}"'
     return f"""
 [source]
 kind = "graph"
@@ -23,7 +27,7 @@ graph_url = "{sandbox.url}"
 ca_bundle = "{sandbox.ca_file}"
 
 [batch]
-department = "{sandbox.tenant.users[0]['department']}"
+{batch}
 """
 
 
