@@ -20,6 +20,7 @@ from migrator.sandbox.nextcloud.http import (
     Request,
     Response,
     basic_credentials,
+    check_segments,
 )
 from migrator.sandbox.nextcloud.instance import CLOSE_KEY, Instance
 from migrator.sandbox.nextcloud.ocs import OcsError
@@ -97,6 +98,7 @@ class NextcloudApp:
             message = NO_CREDENTIALS if basic_credentials(request.environ) is None else BAD_CREDENTIALS
             raise DavError(401, SABRE + "NotAuthenticated", message, {"WWW-Authenticate": REALM})
         assert request.user is not None
+        check_segments(request.path)
         if request.path.startswith("/remote.php/webdav"):
             return self.files.handle(request, request.user, request.path[len("/remote.php/webdav"):])
         if files := split_files_path(request.path):

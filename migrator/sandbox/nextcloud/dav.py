@@ -312,9 +312,9 @@ class FilesDav:
             if target.is_mount_root:
                 raise forbidden("Overwriting this folder is not allowed")
             check_preconditions(request, self.instance.store.meta(target.key).etag)
-            if entry.mount != target.mount and not entry.is_dir:
+            if entry.location.mount != target.mount and not entry.is_dir:
                 check_quota(self.instance, target, entry.size)
-        elif entry.mount != target.mount:
+        elif entry.location.mount != target.mount:
             check_quota(self.instance, target, entry.size if not entry.is_dir else self.instance.store.used_bytes(entry.disk))
         store = self.instance.store
         destination = store.disk(target.key)

@@ -165,7 +165,15 @@ class Request:
         destination = self.header("Destination")
         if not destination:
             return None
-        return unquote(urlsplit(destination).path)
+        path = unquote(urlsplit(destination).path)
+        check_segments(path)
+        return path
+
+
+def check_segments(path: str) -> None:
+    """A path naming "." or ".." never reaches the disk."""
+    if any(segment.strip() in (".", "..") for segment in path.split("/")):
+        raise invalid_path("Dot files are not allowed")
 
 
 def _text(value: Any) -> str:

@@ -55,6 +55,7 @@ class NextcloudServer:
         self.tls: TlsFiles | None = ensure_tls(Path(tls_dir)) if tls_dir is not None else None
         self._server = wsgi.Server((host, port), self.app, numthreads=threads, timeout=30, shutdown_timeout=2)
         self._server.gateway = _Gateway
+        self._server.expiration_interval = 0.05  # how long stop() waits for the accept loop to notice
         if self.tls is not None:
             self._server.ssl_adapter = BuiltinSSLAdapter(str(self.tls.server_cert), str(self.tls.server_key))
         self._thread: threading.Thread | None = None
@@ -78,6 +79,8 @@ class NextcloudServer:
         self.instance.cut_next_upload(after_bytes)
 
     def start(self) -> Self:
+        if self._thread is not None:
+            return self
         self._server.prepare()  # binds, so `port` is known when this returns
         self._thread = threading.Thread(target=self._server.serve, name="nextcloud-standin", daemon=True)
         self._thread.start()

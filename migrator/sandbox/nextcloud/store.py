@@ -61,6 +61,8 @@ class Store:
             (self.root / part).mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.root / "nextcloud.sqlite3", check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # no fsync per change: a sandbox outlives only process kills
         self._db.executescript(SCHEMA)
         instance = self._db.execute("SELECT value FROM setting WHERE name = 'instanceid'").fetchone()
         if instance is None:
