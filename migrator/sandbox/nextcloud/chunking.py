@@ -135,7 +135,7 @@ class Uploads:
         if not folder.is_dir():
             raise not_found(f"File with name {upload} could not be located")
         destination = self.store.upload_destination(owner, upload)
-        if destination is not None:
+        if destination is not None and request.method in ("PUT", "MOVE"):
             if request.destination_path() is None:
                 raise bad_request("Skipping chunked file writing as the destination header was not passed")
             if request.destination_path() != destination:
