@@ -1,0 +1,53 @@
+"""The Nextcloud stand-in as a process and over TLS: `python -m migrator.sandbox.nextcloud` prints
+its URL, a 200 MB upload streams through it in bounded memory, HTTPS works with the sandbox CA."""
+
+from __future__ import annotations
+
+import ssl
+
+import httpx
+
+from tests.fixtures.nextcloud import (  # noqa: F401
+    ADMIN,
+    client,
+    dav_url,
+    nextcloud_process_fixture,
+    propfind,
+    start_thread_server,
+)
+
+UPLOAD = 200 * 1024 * 1024
+BLOCK = b"\xa5" * (1024 * 1024)
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """VmHWM: the process's peak resident set so far, as the kernel counts it."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+def test_a_200_mb_put_streams_through_the_server_in_bounded_memory(nextcloud_process):
+    with client(nextcloud_process.url, "alice", timeout=60) as http:
+        assert http.get("/status.php").json()["productname"] == "Nextcloud"
+        assert http.put(dav_url(nextcloud_process.url, "alice", "warm-up.bin"), content=BLOCK).status_code == 201
+        before = peak_rss_bytes(nextcloud_process.pid)
+        url = dav_url(nextcloud_process.url, "alice", "big.bin")
+        response = http.put(url, content=(BLOCK for _ in range(UPLOAD // len(BLOCK))),
+                            headers={"Content-Length": str(UPLOAD), "X-OC-MTime": "1650000000"})
+        assert response.status_code == 201, response.text
+        growth = peak_rss_bytes(nextcloud_process.pid) - before
+        assert growth < 24 * 1024 * 1024, f"server peak memory grew by {growth / 2**20:.1f} MiB during a 200 MB upload"
+        size = propfind(http, url, ["d:getcontentlength"], depth="0")["/remote.php/dav/files/alice/big.bin"]
+        assert size["d:getcontentlength"][1].text == str(UPLOAD)
+    assert (nextcloud_process.root / "files" / "alice" / "big.bin").stat().st_size == UPLOAD
+
+
+def test_tls_with_the_sandbox_ca(tmp_path):
+    with start_thread_server(tmp_path / "nc", tls_dir=tmp_path / "tls") as server:
+        assert server.url.startswith("https://") and server.ca_file
+        with httpx.Client(base_url=server.url, verify=ssl.create_default_context(cafile=server.ca_file), auth=ADMIN) as http:
+            assert http.get("/status.php").json()["installed"] is True
+            assert http.put(dav_url(server.url, ADMIN[0], "x.txt"), content=b"x").status_code == 201
