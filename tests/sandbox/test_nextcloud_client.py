@@ -45,8 +45,14 @@ def test_files_upload_list_download_and_chunked_upload(nc):
     node = nc.files.by_path("Archive/blob.bin")
     assert node.info.size == len(content) and node.etag == streamed.etag
 
+    moved = nc.files.move("notes.txt", "Archive/notes.txt")  # nc-py-api finds the result by SEARCH on its file id
+    assert moved.file_id == uploaded.file_id and moved.user_path == "Archive/notes.txt"
+    copied = nc.files.copy("Archive/notes.txt", "notes.txt")
+    assert copied.file_id != uploaded.file_id and nc.files.download("notes.txt") == b"first notes"
+    assert [n.name for n in nc.files.find(["like", "name", "%.bin"])] == ["blob.bin"]
+
     nc.files.delete("notes.txt")
-    assert [n.name for n in nc.files.listdir()] == ["Archive"]
+    assert sorted(n.name for n in nc.files.listdir()) == ["Archive"]
     with pytest.raises(NextcloudException) as missing:
         nc.files.download("notes.txt")
     assert missing.value.status_code == 404

@@ -24,6 +24,7 @@ from migrator.sandbox.nextcloud.http import (
 )
 from migrator.sandbox.nextcloud.instance import CLOSE_KEY, Instance
 from migrator.sandbox.nextcloud.ocs import OcsError
+from migrator.sandbox.nextcloud.search import search
 from migrator.sandbox.nextcloud.shares import Shares
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ class NextcloudApp:
             raise DavError(401, SABRE + "NotAuthenticated", message, {"WWW-Authenticate": REALM})
         assert request.user is not None
         check_segments(request.path)
+        if request.method == "SEARCH" and request.path.rstrip("/") == "/remote.php/dav":
+            return search(self.files, request)
         if request.path.startswith("/remote.php/webdav"):
             return self.files.handle(request, request.user, request.path[len("/remote.php/webdav"):])
         if files := split_files_path(request.path):
