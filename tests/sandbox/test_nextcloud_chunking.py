@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import os
+import time
 
 import httpx
 import pytest
@@ -135,3 +136,14 @@ def test_version_1_uploads_without_destination_assemble_by_name(nextcloud, alice
     target = dav_url(nextcloud.url, "alice", "legacy.txt")
     assert alice.request("MOVE", uploads_url(nextcloud.url, "legacy", ".file"), headers={"Destination": target}).status_code == 201
     assert alice.get(target).content == b"abcde"
+
+
+def test_an_upload_idle_for_a_day_expires(nextcloud, alice):
+    alice.request("MKCOL", uploads_url(nextcloud.url, "stale"))
+    alice.put(uploads_url(nextcloud.url, "stale", "1"), content=b"x")
+    alice.request("MKCOL", uploads_url(nextcloud.url, "fresh"))
+    folder = nextcloud.instance.store.root / "uploads" / "alice" / "stale"
+    a_day_ago = time.time() - 25 * 3600
+    os.utime(folder, (a_day_ago, a_day_ago))
+    assert alice.request("PROPFIND", uploads_url(nextcloud.url, "stale")).status_code == 404
+    assert alice.request("PROPFIND", uploads_url(nextcloud.url, "fresh")).status_code == 207

@@ -163,3 +163,14 @@ def test_group_folders_are_admin_only_and_shared_by_the_members_of_their_groups(
         ocs_data(admin.post(f"{folders}/{folder_id}/quota", headers=JSON, data={"quota": 20}))
         assert bob.put(dav_url(nextcloud.url, "bob", "Team Space/big.md"), content=b"x" * 50).status_code == 507
         assert ocs_data(admin.get(f"{folders}/{folder_id}", headers=JSON))["data"]["quota"] == 20
+
+
+def test_shares_follow_their_file_when_moved_and_go_with_it_when_deleted(nextcloud, alice):
+    alice.put(dav_url(nextcloud.url, "alice", "draft.txt"), content=b"draft")
+    alice.request("MKCOL", dav_url(nextcloud.url, "alice", "Final"))
+    share = ocs_data(alice.post(SHARES, headers=JSON, data={"path": "/draft.txt", "shareType": 0, "shareWith": "bob"}))["data"]
+    alice.request("MOVE", dav_url(nextcloud.url, "alice", "draft.txt"), headers={"Destination": dav_url(nextcloud.url, "alice", "Final/v1.txt")})
+    assert ocs_data(alice.get(f"{SHARES}/{share['id']}", headers=JSON))["data"][0]["path"] == "/Final/v1.txt"
+    alice.delete(dav_url(nextcloud.url, "alice", "Final"))
+    assert ocs_data(alice.get(SHARES, headers=JSON))["data"] == []
+    assert alice.get(f"{SHARES}/{share['id']}", headers=JSON).status_code == 404

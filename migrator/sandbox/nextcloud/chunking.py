@@ -3,10 +3,11 @@ stores a chunk, PROPFIND lists the chunks received (how a client resumes), MOVE 
 them into the target by streaming, DELETE cancels. Uploads started with a Destination header follow
 version 2's rules (chunks named 1..10000, the same Destination on every request, every chunk but
 the last at least the minimum size); uploads without one follow version 1 (any chunk names,
-assembled in name order)."""
+assembled in name order). An upload idle for 24 hours is gone, as Nextcloud's cleanup job does."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from migrator.sandbox.nextcloud.properties import file_id
 
 UPLOADS_PREFIX = "/remote.php/dav/uploads/"
 MAX_CHUNK_NUMBER = 10000
+UPLOAD_EXPIRY = 24 * 3600  # seconds an upload folder may stay untouched
 CHUNK_PROPS = [(DAV, "getlastmodified"), (DAV, "getcontentlength"), (DAV, "resourcetype"), (DAV, "getetag")]
 
 
@@ -56,6 +58,7 @@ class Uploads:
             raise not_found(f"Principal with name {owner} not found")
         if owner != request.user:
             raise forbidden("Access denied: uploads belong to their own user")
+        self.expire(owner)
         parts = [p for p in rest.split("/") if p]
         if not parts:
             return self.home(request, owner)
@@ -64,6 +67,15 @@ class Uploads:
         if len(parts) == 2:
             return self.chunk(request, owner, parts[0], parts[1])
         raise not_found(f"File with name {rest} could not be located")
+
+    def expire(self, owner: str) -> None:
+        folder = self.directory(owner)
+        if not folder.is_dir():
+            return
+        oldest = time.time() - UPLOAD_EXPIRY
+        for upload in folder.iterdir():
+            if upload.is_dir() and upload.stat().st_mtime < oldest:
+                self.store.end_upload(owner, upload.name)
 
     def directory(self, owner: str, upload: str | None = None) -> Path:
         return self.store.disk(f"uploads/{owner}" + (f"/{upload}" if upload else ""))

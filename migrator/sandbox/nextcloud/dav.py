@@ -286,7 +286,7 @@ class FilesDav:
                 return self.namespace.locate(user, path[len(prefix):])
         if path.startswith(FILES_PREFIX):
             raise forbidden("Permission denied")
-        raise DavError(502, SABRE + "Exception", "The destination server is not this server")
+        raise forbidden(f"Requested uri ({path}) is out of base uri (/remote.php/dav/)")
 
     def transfer(self, request: Request, location: Location, move: bool) -> Response:
         entry = self.existing(location)

@@ -94,6 +94,14 @@ class Namespace:
         home = self.home(user)
         return Location(user, path, home, home.storage_root + ("/" + path if path else ""))
 
+    def path_of(self, user: str, key: str) -> str | None:
+        """Where the node stored at `key` appears in `user`'s files, or None when they cannot see it."""
+        for mount in [self.home(user), *self.mounts(user)]:
+            root = mount.storage_root
+            if key == root or key.startswith(root + "/"):
+                return "/".join(p for p in (mount.mount_point, key[len(root):].strip("/")) if p)
+        return None
+
     def entry(self, location: Location) -> Entry | None:
         disk = self.store.disk(location.key)
         try:

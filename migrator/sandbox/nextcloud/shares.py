@@ -1,7 +1,8 @@
 """The OCS share API (apps/files_sharing/api/v1/shares): create, list, read, update and delete
 user, group and public-link shares with Nextcloud's checks and messages. Shares are kept in the
-store, so a restarted server still has them; they are records only (a share does not mount the
-file in the recipient's files)."""
+store, so a restarted server still has them, and follow their node by file id: a moved file keeps
+its shares, a deleted one loses them. They are records only (a share does not mount the file in
+the recipient's files)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ class Shares:
     def entry(self, user: str, path: str) -> Entry | None:
         namespace = self.instance.namespace
         return namespace.entry(namespace.locate(user, path))
+
+    def current(self, record: dict) -> dict | None:
+        """The record with the node's current path; None (and the share dropped) when it is gone."""
+        key = self.store.key_of(record["fileid"])
+        path = self.instance.namespace.path_of(record["uid_owner"], key) if key else None
+        if path is None or self.entry(record["uid_owner"], path) is None:
+            self.store.delete_share(record["id"])
+            return None
+        return {**record, "path": path}
+
+    def live(self) -> list[dict]:
+        return [r for r in map(self.current, self.store.shares()) if r is not None]
 
     def format(self, record: dict, base_url: str) -> dict:
         owner = record["uid_owner"]
@@ -64,7 +77,7 @@ class Shares:
 
     def list(self, request: Request, user: str) -> list[dict]:
         params = request.params()
-        records = self.store.shares()
+        records = self.live()
         if _flag(params.get("shared_with_me")):
             mine = set(self.instance.namespace.user_groups(user))
             records = [r for r in records if (r["share_type"] == USER and r["share_with"] == user)
@@ -110,7 +123,7 @@ class Shares:
         if not entry.is_dir:
             permissions &= ~(CREATE | DELETE)  # single file shares never have create or delete permissions
         share_with = params.get("shareWith") or None
-        record = {"uid_owner": user, "share_type": share_type_value, "share_with": share_with, "permissions": permissions,
+        record = {"uid_owner": user, "fileid": self.store.meta(entry.location.key).fileid, "share_type": share_type_value, "share_with": share_with, "permissions": permissions,
                   "path": entry.location.path, "item_type": "folder" if entry.is_dir else "file",
                   "stime": int(time.time()), "token": None, "note": params.get("note", ""), "label": params.get("label", ""),
                   "expiration": params.get("expireDate") or None}
@@ -134,7 +147,7 @@ class Shares:
         if not permissions & READ and share_type_value != LINK:
             raise OcsError(403, "Shares need at least read permissions")
         if share_type_value in (USER, GROUP):
-            for other in self.store.shares():
+            for other in self.live():
                 if (other["path"], other["share_type"], other["share_with"], other["uid_owner"]) == \
                         (record["path"], share_type_value, share_with, user):
                     kind = "account" if share_type_value == USER else "group"
@@ -143,6 +156,7 @@ class Shares:
 
     def owned(self, user: str, share_id: str) -> dict:
         record = self.store.share(int(share_id)) if share_id.isdigit() else None
+        record = self.current(record) if record is not None else None
         if record is None or record["uid_owner"] != user:
             raise OcsError(404, WRONG_ID)
         return record

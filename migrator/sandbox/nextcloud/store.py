@@ -121,6 +121,11 @@ class Store:
                 row = (cursor.lastrowid, etag, "")
             return NodeMeta(*row)
 
+    def key_of(self, fileid: int) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT key FROM node WHERE fileid = ?", (fileid,)).fetchone()
+        return row[0] if row else None
+
     def changed(self, key: str, storage_root: str, checksum: str | None = None) -> NodeMeta:
         """A new etag for `key` and every folder above it up to its storage's root, as Nextcloud
         propagates changes; `checksum` (when given) replaces the stored one."""
