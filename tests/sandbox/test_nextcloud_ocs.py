@@ -174,3 +174,13 @@ def test_shares_follow_their_file_when_moved_and_go_with_it_when_deleted(nextclo
     alice.delete(dav_url(nextcloud.url, "alice", "Final"))
     assert ocs_data(alice.get(SHARES, headers=JSON))["data"] == []
     assert alice.get(f"{SHARES}/{share['id']}", headers=JSON).status_code == 404
+
+
+def test_a_change_in_a_group_folder_changes_the_members_root_etag(nextcloud):
+    with client(nextcloud.url, "admin") as admin, client(nextcloud.url, "alice") as alice:
+        folder_id = ocs_data(admin.post("/index.php/apps/groupfolders/folders", headers=JSON, data={"mountpoint": "Shared"}))["data"]["id"]
+        ocs_data(admin.post(f"/index.php/apps/groupfolders/folders/{folder_id}/groups", headers=JSON, data={"group": "staff"}))
+        root_etag = lambda: propfind(alice, dav_url(nextcloud.url, "alice"), ["d:getetag"], depth="0")["/remote.php/dav/files/alice/"]["d:getetag"][1].text
+        before = root_etag()
+        alice.put(dav_url(nextcloud.url, "alice", "Shared/new.txt"), content=b"x")
+        assert root_etag() != before

@@ -113,18 +113,20 @@ class Namespace:
 
     def children(self, entry: Entry) -> list[Entry]:
         location = entry.location
-        found = []
-        mount_points = {m.mount_point for m in self.mounts(location.user)} if location.path == "" else set()
+        mounts = self.mounts(location.user) if location.path == "" else []
+        mount_points = {m.mount_point for m in mounts}
         with os.scandir(entry.disk) as listing:
             names = sorted(e.name for e in listing)
+        found = []
         for name in names:
             if name in mount_points:
                 continue  # a group folder's mount hides a home folder of the same name
-            child = self.entry(self.locate(location.user, f"{location.path}/{name}" if location.path else name))
+            path = f"{location.path}/{name}" if location.path else name
+            child = self.entry(Location(location.user, path, location.mount, f"{location.key}/{name}"))
             if child:
                 found.append(child)
-        for mount_point in sorted(mount_points):
-            child = self.entry(self.locate(location.user, mount_point))
+        for mount in sorted(mounts, key=lambda m: m.mount_point):
+            child = self.entry(Location(location.user, mount.mount_point, mount, mount.storage_root))
             if child:
                 found.append(child)
         return found

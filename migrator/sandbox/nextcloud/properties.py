@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 from xml.sax.saxutils import escape
 
@@ -42,6 +43,19 @@ def file_id(instance: Instance, fileid: int) -> str:
     return f"{fileid:08d}{instance.store.instance_id}"
 
 
+def etag(instance: Instance, entry: Entry) -> str:
+    """A home folder's etag also changes when a group folder mounted in it changes, as Nextcloud
+    folds the etags of mount points into their parent's."""
+    own = instance.store.meta(entry.location.key).etag
+    if entry.location.path or not entry.is_dir:
+        return own
+    mounts = instance.namespace.mounts(entry.location.user)
+    if not mounts:
+        return own
+    combined = own + "".join(instance.store.meta(m.storage_root).etag for m in mounts)
+    return hashlib.md5(combined.encode()).hexdigest()
+
+
 class NodeProperties:
     """Answers one property at a time for one node; folder sizes are computed only when asked."""
 
@@ -63,7 +77,7 @@ class NodeProperties:
             if name == "getlastmodified":
                 return http_date(entry.mtime)
             if name == "getetag":
-                return escape(f'"{meta.etag}"')
+                return escape(f'"{etag(self.instance, entry)}"')
             if name == "resourcetype":
                 return "<d:collection/>" if entry.is_dir else ""
             if name == "getcontentlength":
