@@ -1,4 +1,5 @@
-"""The files sinks against real servers: plain WebDAV against WsgiDAV."""
+"""The files sinks against real servers: plain WebDAV against WsgiDAV, Nextcloud against the
+sandbox's stand-in written to Nextcloud's documentation; both through one contract."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import shutil
 
 import pytest
 
+from connectors.nextcloud import NextcloudSink
 from connectors.webdav import WebDavSink
+from migrator.sandbox.nextcloud import NextcloudServer
 from migrator.model import DestRef
 from tests.fixtures.wsgidav import wsgidav  # noqa: F401
 from tests.sink_contract import OWNER, FileSinkContract, run
@@ -19,6 +22,22 @@ class TestWebDavSink(FileSinkContract):
         shutil.rmtree(home, ignore_errors=True)
         home.mkdir()
         return WebDavSink(wsgidav.url, lambda owner: (owner, wsgidav.users[owner]))
+
+    def remove(self, sink, ref: DestRef) -> None:
+        assert run(sink.delete(OWNER, ref)) is True
+
+
+class TestNextcloudSink(FileSinkContract):
+    """The same contract against the sandbox's Nextcloud stand-in, files above 1 MiB chunked."""
+
+    @pytest.fixture
+    def sink(self, tmp_path):
+        server = NextcloudServer(tmp_path / "nc", users={OWNER: "ada-app-password", "bob": "bob-app-password"},
+                                 min_chunk_size=64 * 1024).start()
+        sink = NextcloudSink(server.url, lambda owner: (owner, "ada-app-password" if owner == OWNER else "bob-app-password"),
+                             chunk_size=1 << 20)
+        yield sink
+        server.stop()
 
     def remove(self, sink, ref: DestRef) -> None:
         assert run(sink.delete(OWNER, ref)) is True
