@@ -135,7 +135,7 @@ class Copier:
         if hashing.sha256 is None:
             raise ItemError("the target did not read the whole item")
         self.ledger.record_copied(self.run_id, work.item_id, dest.dest_key, dest.dest_id, dest.etag, hashing.bytes_read, hashing.sha256,
-                                  healed=False, mtime=dest.mtime, notes=dest.notes)
+                                  healed=False, mtime=dest.mtime, notes=dest.notes, renamed=mapped.metadata.get("renamed"))
         return "copied", hashing.bytes_read
 
     async def _same_content(self, existing: DestRef, target: Target) -> tuple[int, str] | None:

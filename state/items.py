@@ -148,8 +148,10 @@ class ItemWrites:
 
     def record_copied(
         self, run_id: int, item_id: int, dest_key: str, dest_id: str, etag: str | None, size: int, content_hash: str, healed: bool,
-        mtime: float | None = None, notes: tuple[str, ...] = (),
+        mtime: float | None = None, notes: tuple[str, ...] = (), renamed: dict | None = None,
     ) -> None:
+        """`notes`: what the sink could not carry over; `renamed`: {from, to, why} when the target
+        refused the item's own name and the mapping made it legal."""
         with self.transaction() as s:
             s.execute(
                 update(Item).where(Item.id == item_id).values(
@@ -162,6 +164,8 @@ class ItemWrites:
                 detail["found_at_target"] = True
             if notes:
                 detail["notes"] = list(notes)
+            if renamed:
+                detail["renamed"] = renamed
             self._append(s, run_id, "item.copied", f"item {item_id}", detail)
 
     def record_failed(self, run_id: int, item_id: int, reason: str) -> None:
