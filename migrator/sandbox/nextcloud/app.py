@@ -22,7 +22,7 @@ from migrator.sandbox.nextcloud.http import (
     basic_credentials,
     check_segments,
 )
-from migrator.sandbox.nextcloud.instance import CLOSE_KEY, Instance
+from migrator.sandbox.nextcloud.instance import CLOSE_KEY, Instance, drop_connection
 from migrator.sandbox.nextcloud.ocs import OcsError
 from migrator.sandbox.nextcloud.search import search
 from migrator.sandbox.nextcloud.shares import Shares
@@ -58,6 +58,7 @@ class NextcloudApp:
         except DavError as exc:
             response = exc.response()
         except ConnectionCut:
+            drop_connection(environ)
             start_response("500 Internal Server Error", [("Connection", "close"), ("Content-Length", "0")])
             return []
         except Exception:

@@ -73,20 +73,25 @@ class Instance:
             self._cut_after = after_bytes
 
     def upload_pieces(self, request: Request) -> Iterator[bytes]:
-        """The body of an upload; when a cut is armed, the connection is shut down after that many
-        bytes, as a failing network would, and nothing is answered."""
+        """The body of an upload; when a cut is armed, it ends after that many bytes with
+        ConnectionCut, and the server then drops the connection without an answer."""
         with self._cut_lock:
             cut_after, self._cut_after = self._cut_after, None
         received = 0
         for piece in request.pieces():
             if cut_after is not None and received + len(piece) >= cut_after:
                 yield piece[: cut_after - received]
-                connection: socket.socket | None = request.environ.get(SOCKET_KEY)
-                if connection is not None:
-                    try:
-                        connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
                 raise ConnectionCut()
             received += len(piece)
             yield piece
+
+
+def drop_connection(environ: dict[str, Any]) -> None:
+    """Shuts the connection's socket down, as a failing network would; called once the upload's
+    temporary file is gone, so what a client sees next is already clean."""
+    connection: socket.socket | None = environ.get(SOCKET_KEY)
+    if connection is not None:
+        try:
+            connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
