@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import unicodedata
 from urllib.parse import quote
 
 import httpx
@@ -207,3 +208,12 @@ def test_a_put_cut_mid_body_leaves_no_file(nextcloud, alice):
     assert alice.get(url).status_code == 404
     assert not any((nextcloud.instance.store.root / "tmp").iterdir())
     assert alice.put(url, content=b"z" * 1_000_000).status_code == 201  # the hook fires once
+
+
+def test_names_are_kept_in_unicode_nfc_and_hrefs_percent_encoded(nextcloud, alice):
+    decomposed = unicodedata.normalize("NFD", "Café & Crème.txt")
+    assert alice.put(dav_url(nextcloud.url, "alice", quote(decomposed)), content=b"x").status_code == 201
+    listing = propfind(alice, dav_url(nextcloud.url, "alice"), ["d:resourcetype"])
+    composed = quote(unicodedata.normalize("NFC", "Café & Crème.txt"))
+    assert f"/remote.php/dav/files/alice/{composed}" in listing
+    assert "%26" in composed and alice.get(dav_url(nextcloud.url, "alice", composed)).content == b"x"

@@ -54,7 +54,7 @@ def test_capabilities_in_both_versions_and_formats(nextcloud, alice):
     assert sharing["user"]["send_mail"] is False
 
     xml = alice.get("/ocs/v1.php/cloud/capabilities", headers=OCS)
-    assert xml.status_code == 200 and xml.headers["Content-Type"].startswith("text/xml")
+    assert xml.status_code == 200 and xml.headers["Content-Type"].startswith("application/xml")
     root = ElementTree.fromstring(xml.content)
     assert root.findtext("meta/statuscode") == "100"
     assert root.findtext("data/capabilities/dav/chunking") == "1.0"

@@ -26,7 +26,7 @@ PropSource = Callable[[Prop], PropValue]
 def href(*segments: str, folder: bool = False) -> str:
     """Percent-encoded as Sabre's encodePath does; folders end with a slash."""
     path = "/".join(s.strip("/") for s in segments if s.strip("/"))
-    encoded = "/" + quote(path, safe="/:@()~!$&'*+,;=")
+    encoded = "/" + quote(path, safe="/:@()~")
     return encoded + "/" if folder and not encoded.endswith("/") else encoded
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,7 +100,8 @@ class Request:
         self.method = environ["REQUEST_METHOD"].upper()
         raw_path = environ.get("PATH_INFO", "")
         # PEP 3333 hands the path over as latin-1 decoded bytes; URLs carry UTF-8
-        self.path = raw_path.encode("latin-1").decode("utf-8", "replace")
+        # and Nextcloud keeps names in Unicode NFC, whatever form the client sent
+        self.path = unicodedata.normalize("NFC", raw_path.encode("latin-1").decode("utf-8", "replace"))
         self.query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
         self.user: str | None = None
         scheme = environ.get("wsgi.url_scheme", "http")
@@ -165,7 +167,7 @@ class Request:
         destination = self.header("Destination")
         if not destination:
             return None
-        path = unquote(urlsplit(destination).path)
+        path = unicodedata.normalize("NFC", unquote(urlsplit(destination).path))
         check_segments(path)
         return path
 

@@ -52,7 +52,7 @@ def envelope(request: Request, version: int, data: Any, statuscode: int | None =
     body = {"ocs": {"meta": meta, "data": data}}
     if wants_json(request):
         return Response.json(body, http_status)
-    return Response(http_status, to_xml(body["ocs"]).encode(), {"Content-Type": "text/xml; charset=UTF-8"})
+    return Response(http_status, to_xml(body["ocs"]).encode(), {"Content-Type": "application/xml; charset=utf-8"})
 
 
 def to_xml(ocs: dict) -> str:
