@@ -6,7 +6,9 @@ from __future__ import annotations
 import ssl
 
 import httpx
+import pytest
 
+from migrator.sandbox.nextcloud.__main__ import main, parse
 from tests.fixtures.nextcloud import (  # noqa: F401
     ADMIN,
     client,
@@ -51,3 +53,14 @@ def test_tls_with_the_sandbox_ca(tmp_path):
         with httpx.Client(base_url=server.url, verify=ssl.create_default_context(cafile=server.ca_file), auth=ADMIN) as http:
             assert http.get("/status.php").json()["installed"] is True
             assert http.put(dav_url(server.url, ADMIN[0], "x.txt"), content=b"x").status_code == 201
+
+
+def test_the_command_line_refuses_malformed_accounts(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--root", str(tmp_path), "--users", "alice-without-password"])
+    assert exited.value.code == 2
+    assert "expected name:password" in capsys.readouterr().err
+    parsed = parse(["--root", str(tmp_path), "--users", "a:x:y,b:z", "--admin", "root:pw", "--groups", "t=a,b;u=b",
+                    "--no-public-links", "--quota", "1000"])
+    assert parsed.users == {"a": "x:y", "b": "z"} and parsed.admin == ("root", "pw")
+    assert parsed.groups == {"t": ["a", "b"], "u": ["b"]} and parsed.public_links is False and parsed.quota == 1000
