@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -89,7 +90,8 @@ class NextcloudSink(WebDavSink):
             headers = self._headers(target, replace, len(data)) | {
                 "OC-Checksum": f"SHA256:{digest}", "Content-Type": str(target.metadata.get("content_type") or "application/octet-stream"),
             }
-            answer = await self.http.request(owner, "PUT", url_path, content=data, headers=headers)
+            answer = await self.http.request(owner, "PUT", url_path, content=handed_out(data), headers=headers | {"Content-Length": str(len(data))})
+            del data
         else:
             answer, digest = await self._chunked(owner, url_path, target, replace)
         if answer.status == 412 and replace is None and await self._holds(owner, url_path, digest):
@@ -118,7 +120,7 @@ class NextcloudSink(WebDavSink):
             buffer += piece
             while len(buffer) >= self.chunk_size:
                 number += 1
-                await self._send_chunk(owner, folder, number, bytes(buffer[: self.chunk_size]), present, chunk_headers)
+                await self._send_chunk(owner, folder, number, bytes(memoryview(buffer)[: self.chunk_size]), present, chunk_headers)
                 del buffer[: self.chunk_size]
         if buffer or number == 0:
             number += 1
@@ -130,7 +132,8 @@ class NextcloudSink(WebDavSink):
     async def _send_chunk(self, owner: str, folder: str, number: int, data: bytes, present: dict[str, int], headers: dict[str, str]) -> None:
         if present.get(str(number)) == len(data):
             return  # received before the upload broke off
-        answer = await self.http.request(owner, "PUT", f"{folder}/{number}", content=data, headers=headers)
+        answer = await self.http.request(owner, "PUT", f"{folder}/{number}", content=handed_out(data),
+                                         headers=headers | {"Content-Length": str(len(data))})
         if answer.status not in (200, 201, 204):
             raise ItemError(f"chunk {number} refused: {said(answer)}{self._explain(answer)}")
 
@@ -164,6 +167,14 @@ class NextcloudSink(WebDavSink):
     @staticmethod
     def _decoded(url_path: str) -> str:
         return unquote(url_path)
+
+
+async def handed_out(data: bytes) -> AsyncIterator[bytes]:
+    """A request body that lets go of its bytes once sent. httpx's request and response objects
+    form reference cycles that only the cyclic collector frees, which would keep every chunk of a
+    large upload alive until it runs; an exhausted generator holds nothing."""
+    for start in range(0, len(data), 1 << 20):
+        yield data[start:start + (1 << 20)]
 
 
 def answer_json(answer: Answer) -> Any:
