@@ -217,3 +217,12 @@ def test_names_are_kept_in_unicode_nfc_and_hrefs_percent_encoded(nextcloud, alic
     composed = quote(unicodedata.normalize("NFC", "Café & Crème.txt"))
     assert f"/remote.php/dav/files/alice/{composed}" in listing
     assert "%26" in composed and alice.get(dav_url(nextcloud.url, "alice", composed)).content == b"x"
+
+
+def test_depth_infinity_is_refused_unless_allowed(nextcloud, alice, tmp_path):
+    assert alice.request("PROPFIND", dav_url(nextcloud.url, "alice"), headers={"Depth": "infinity"}).status_code == 403
+    with start_thread_server(tmp_path / "deep", propfind_infinity=True) as server, client(server.url, "alice") as http:
+        http.request("MKCOL", dav_url(server.url, "alice", "a"))
+        http.put(dav_url(server.url, "alice", "a/b.txt"), content=b"b")
+        listing = propfind(http, dav_url(server.url, "alice"), ["d:resourcetype"], depth="infinity")
+        assert set(listing) == {"/remote.php/dav/files/alice/", "/remote.php/dav/files/alice/a/", "/remote.php/dav/files/alice/a/b.txt"}

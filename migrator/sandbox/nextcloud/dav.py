@@ -102,6 +102,8 @@ class FilesDav:
     def do_propfind(self, request: Request, location: Location) -> Response:
         asked = davxml.parse_propfind(request.body())
         depth = request.header("Depth", "1").strip().lower()
+        if depth == "infinity" and not self.instance.settings.propfind_infinity:
+            raise forbidden("PROPFIND requests with a Depth of \"infinity\" are not allowed")
         entry = self.existing(location)
         entries = [entry]
         if entry.is_dir and depth == "1":

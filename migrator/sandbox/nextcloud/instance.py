@@ -34,6 +34,7 @@ class Settings:
     max_chunk_size: int = 100 * 1024 * 1024  # announced as files.chunked_upload.max_size
     names: NamePolicy = field(default_factory=NamePolicy)
     capabilities: dict[str, Any] = field(default_factory=dict)  # merged over the defaults
+    propfind_infinity: bool = False  # Depth: infinity on PROPFIND is refused unless allowed
 
 
 class Instance:

@@ -40,16 +40,18 @@ class NextcloudServer:
     manages group folders); `groups` maps group to members. `quota` is per user in bytes.
     `min_chunk_size` is v2 chunking's minimum for every chunk but the last (5 MB in Nextcloud).
     `forbidden` overrides the forbidden-name lists (keys filenames, basenames, characters,
-    extensions); `capabilities` is merged over the announced capabilities."""
+    extensions); `capabilities` is merged over the announced capabilities; `propfind_infinity`
+    allows PROPFIND with Depth: infinity (refused with 403 otherwise)."""
 
     def __init__(self, root: Path, users: dict[str, str], admin: tuple[str, str] = ("admin", "admin"),
                  groups: dict[str, list[str]] | None = None, public_links: bool = True, quota: int | None = None,
                  min_chunk_size: int = MIN_CHUNK_SIZE, forbidden: dict[str, list[str]] | None = None,
-                 capabilities: dict[str, Any] | None = None, group_sharing: bool = True,
+                 capabilities: dict[str, Any] | None = None, group_sharing: bool = True, propfind_infinity: bool = False,
                  host: str = "127.0.0.1", port: int = 0, tls_dir: Path | None = None, threads: int = 10) -> None:
         settings = Settings(users=dict(users), admin=admin, groups=dict(groups or {}), public_links=public_links,
                             group_sharing=group_sharing, quota=quota, min_chunk_size=min_chunk_size,
-                            names=NamePolicy(**(forbidden or {})), capabilities=dict(capabilities or {}))
+                            names=NamePolicy(**(forbidden or {})), capabilities=dict(capabilities or {}),
+                            propfind_infinity=propfind_infinity)
         self.instance = Instance(Path(root), settings)
         self.app = NextcloudApp(self.instance)
         self.tls: TlsFiles | None = ensure_tls(Path(tls_dir)) if tls_dir is not None else None
