@@ -47,6 +47,24 @@ def test_a_200_mb_put_streams_through_the_server_in_bounded_memory(nextcloud_pro
     assert (nextcloud_process.root / "files" / "alice" / "big.bin").stat().st_size == UPLOAD
 
 
+def test_chunks_are_stored_and_assembled_in_bounded_memory(nextcloud_process):
+    chunk, count = 16 * 1024 * 1024, 5
+    with client(nextcloud_process.url, "alice", timeout=60) as http:
+        http.put(dav_url(nextcloud_process.url, "alice", "warm-up.bin"), content=BLOCK)
+        before = peak_rss_bytes(nextcloud_process.pid)
+        target = dav_url(nextcloud_process.url, "alice", "assembled.bin")
+        folder = f"{nextcloud_process.url}/remote.php/dav/uploads/alice/big"
+        assert http.request("MKCOL", folder, headers={"Destination": target}).status_code == 201
+        for number in range(1, count + 1):
+            sent = http.put(f"{folder}/{number}", content=(BLOCK for _ in range(chunk // len(BLOCK))),
+                            headers={"Destination": target, "Content-Length": str(chunk)})
+            assert sent.status_code == 201
+        assert http.request("MOVE", f"{folder}/.file", headers={"Destination": target}).status_code == 201
+        growth = peak_rss_bytes(nextcloud_process.pid) - before
+        assert growth < 24 * 1024 * 1024, f"server peak memory grew by {growth / 2**20:.1f} MiB storing and assembling 80 MB"
+    assert (nextcloud_process.root / "files" / "alice" / "assembled.bin").stat().st_size == chunk * count
+
+
 def test_tls_with_the_sandbox_ca(tmp_path):
     with start_thread_server(tmp_path / "nc", tls_dir=tmp_path / "tls") as server:
         assert server.url.startswith("https://") and server.ca_file
