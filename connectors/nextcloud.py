@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from connectors.dav_http import Answer, Login, said
+from connectors.nextcloud_ocs import ensure_group_folder
 from connectors.nextcloud_shares import create_shares
 from connectors.webdav import XML, WebDavSink, segment
 from connectors.webdav_props import PROPFIND_BODY, parse_multistatus
@@ -38,10 +39,23 @@ class NextcloudSink(WebDavSink):
     shares = True
 
     def __init__(self, base_url: str, login: Login, ca_file: str | None = None, verify_content: bool = True,
-                 chunk_size: int = CHUNK_SIZE, timeout: float = 300, connections: int = 16) -> None:
+                 chunk_size: int = CHUNK_SIZE, timeout: float = 300, connections: int = 16,
+                 group_folders: dict[str, list[str]] | None = None) -> None:
+        """`group_folders`: mount point -> the groups that get it; a container whose first folder is
+        one of these is written into that Group Folder, created first where missing."""
         super().__init__(base_url, login, None, ca_file, verify_content, timeout, connections)
         self.chunk_size = chunk_size
+        self.group_folders = dict(group_folders or {})
+        self._mounted: set[str] = set()
         self._capabilities: dict[str, Any] | None = None
+
+    async def ensure_container(self, owner: str, path: tuple[str, ...]) -> str:
+        mount = path[0] if path else None
+        if mount in self.group_folders and mount not in self._mounted:
+            await ensure_group_folder(self.http, owner, mount, self.group_folders[mount])
+            self._mounted.add(mount)
+            self._folders.add(self.folder_path(owner, (mount,)))  # mounted, not made: MKCOL would fail
+        return await super().ensure_container(owner, path)
 
     def home_path(self, owner: str) -> str:
         user, _ = self.http.account(owner)

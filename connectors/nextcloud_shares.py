@@ -4,29 +4,18 @@ what the server refuses (an unknown user, public links switched off) becomes a n
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from connectors.dav_http import DavConnection
+from connectors.nextcloud_ocs import OCS, ocs_envelope
 
 SHARES = "/ocs/v2.php/apps/files_sharing/api/v1/shares"
-OCS = {"OCS-APIRequest": "true", "Accept": "application/json"}
 SHARE_TYPES = {"user": 0, "group": 1, "link": 3}
-
-
-def _ocs(content: bytes) -> tuple[int, str, Any]:
-    """(statuscode, message, data) of an OCS JSON envelope."""
-    try:
-        ocs = json.loads(content or b"{}")["ocs"]
-        meta = ocs.get("meta") or {}
-        return int(meta.get("statuscode", 0)), str(meta.get("message") or ""), ocs.get("data")
-    except (ValueError, KeyError, TypeError):
-        return 0, "the answer is not an OCS envelope", None
 
 
 async def existing_shares(http: DavConnection, owner: str, path: str) -> set[tuple[int, str]]:
     answer = await http.request(owner, "GET", SHARES, params={"path": path, "reshares": "true", "format": "json"}, headers=OCS)
-    status, _, data = _ocs(answer.content)
+    status, _, data = ocs_envelope(answer.content)
     if answer.status == 404 or status == 404 or not isinstance(data, list):
         return set()
     return {(int(s.get("share_type", -1)), str(s.get("share_with") or "")) for s in data}
@@ -49,7 +38,7 @@ async def create_shares(http: DavConnection, owner: str, path: str, shares: list
         if kind != 3:
             form["shareWith"] = share["with"]
         answer = await http.request(owner, "POST", SHARES, refusal_fails=False, params={"format": "json"}, data=form, headers=OCS)
-        status, message, _ = _ocs(answer.content)
+        status, message, _ = ocs_envelope(answer.content)
         if answer.status != 200 or status not in (100, 200):
             who = share["with"] or "a public link"
             notes.append(f"{share['access']} share with {who} not created: {message or answer.reason_phrase}")

@@ -55,13 +55,14 @@ def _identity_address(identity: Mapping[str, Any]) -> str:
     return user.get("email") or user.get("userPrincipalName") or ""
 
 
-def map_shares(permissions: list[dict[str, Any]], is_folder: bool, options: FileOptions) -> tuple[list[dict[str, Any]], list[str]]:
-    """(shares to create, reasons for sharing that cannot be carried over)."""
+def map_shares(permissions: list[dict[str, Any]], is_folder: bool, options: FileOptions, personal: bool = True) -> tuple[list[dict[str, Any]], list[str]]:
+    """(shares to create, reasons for sharing that cannot be carried over). In a personal drive the
+    owner role is the drive's owner, who owns the target home too; in a library it is a grant."""
     shares: list[dict[str, Any]] = []
     dropped: list[str] = []
     for permission in permissions:
         roles = permission.get("roles") or []
-        if "inheritedFrom" in permission or "owner" in roles:
+        if "inheritedFrom" in permission or (personal and "owner" in roles):
             continue
         mask = _permissions_mask(roles, is_folder)
         access = "edit" if mask & UPDATE else "read"
@@ -108,7 +109,7 @@ def map_drive_item(item: Item, container: Container, options: FileOptions) -> Ta
     legal, renamed = legal_path(segments, options.rules)
     is_folder = "folder" in drive_item
     file_info = drive_item.get("fileSystemInfo") or {}
-    shares, dropped = map_shares(meta.get("permissions") or [], is_folder, options)
+    shares, dropped = map_shares(meta.get("permissions") or [], is_folder, options, personal=container.role != "library")
     own = legal_name(segments[-1], options.rules)
     metadata: dict[str, Any] = {
         "kind": "folder" if is_folder else "file",

@@ -96,7 +96,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "workloads": {"enabled": list},
     "identity": {"imap_login": str, "nextcloud_user": str, "matrix_id": str, "overrides": str},
     "mail": {"folders": dict, "add_source_header": bool},
-    "files": {"onedrive_folder": str, "libraries_folder": str, "groups": dict},
+    "files": {"onedrive_folder": str, "libraries_folder": str, "groups": dict, "sites": dict, "libraries_owner": str},
     "run": {
         "concurrency": int, "per_mailbox": int, "max_attempts": int, "retry_base_seconds": (int, float),
         "retry_max_seconds": (int, float), "call_retries": int, "verify_sample": (int, float),
@@ -333,6 +333,12 @@ def _files_section(files: dict[str, Any]) -> dict[str, Any]:
     for name, group in files.get("groups", {}).items():
         if not isinstance(group, str) or not group:
             raise ConfigError(f"files.groups.{name!r} must name a target group, got {group!r}", hint='e.g. "Leden van Financien" = "financien"')
+    for name, groups in files.get("sites", {}).items():
+        if not isinstance(groups, list) or not all(isinstance(g, str) and g for g in groups):
+            raise ConfigError(f"files.sites.{name!r} must list the target groups that get its Group Folder, got {groups!r}",
+                              hint='e.g. "Financien" = ["financien"] (an empty list: no group yet)')
+    if files.get("sites") and not files.get("libraries_owner"):
+        raise ConfigError("files.sites needs files.libraries_owner", hint='the target account that writes the libraries, e.g. libraries_owner = "admin" (a Nextcloud admin for Group Folders)')
     return dict(files)
 
 

@@ -17,7 +17,7 @@ from migrator.config import Config, read_users_file
 from migrator.contracts import Sink, Source
 from migrator.copier import Copier, CopyTotals, FaultHook
 from migrator.errors import ConfigError
-from migrator.model import User
+from migrator.model import SITE_PREFIX, User
 from migrator.planner import Planner, PlanTotals
 from migrator.progress import NullProgress, ProgressReporter
 from migrator.verifier import Verifier, VerifyTotals
@@ -99,6 +99,13 @@ class Job:
             check_one_to_one(identities.values())
         except IdentityConflict as exc:
             raise ConfigError(f"identity rules are not one-to-one: {exc}", hint="add an override line for one of them in identity.overrides") from None
+        if "files" in selection.workloads and self.config.source_kind == "graph":
+            # Each configured SharePoint site moves with the batch, written by the libraries' owner account.
+            owner = self.config.files.get("libraries_owner", "")
+            for name in self.config.files.get("sites", {}):
+                site = User(SITE_PREFIX + name, display_name=name, department=selection.department or "")
+                users.append(site)
+                identities[site.upn] = Identity(site.upn, "", owner, "")
         return users, unknown, identities
 
     async def run(self, command: str, selection: Selection, stages: tuple[str, ...] = STAGES, dry_run: bool = False, retry_failed: bool = False) -> JobResult:

@@ -10,12 +10,19 @@ from typing import Any
 WORKLOADS = ("mail", "calendar", "contacts", "files", "chat")
 
 
+SITE_PREFIX = "site:"  # a SharePoint site migrated with a batch stands in the user list as "site:<name>"
+
+
 @dataclass(frozen=True)
 class User:
     upn: str
     display_name: str = ""
     department: str = ""
     source_id: str = ""
+
+    @property
+    def is_site(self) -> bool:
+        return self.upn.startswith(SITE_PREFIX)
 
 
 @dataclass(frozen=True)

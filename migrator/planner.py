@@ -46,6 +46,8 @@ class Planner:
         totals = PlanTotals()
         for user in users:
             for workload in workloads:
+                if user.is_site and workload != "files":
+                    continue  # a SharePoint site has document libraries only
                 self.progress.planning(user.upn, workload)
                 owner = identities[user.upn].for_workload(workload)
                 scope_id = None if self.dry_run else self.ledger.upsert_scope(user.upn, user.department, workload, owner)

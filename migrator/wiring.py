@@ -60,7 +60,7 @@ def build_sink(workload: str, sink: SinkConfig, config: Config | None = None) ->
     if sink.kind in ("caldav", "carddav"):
         return dav_sink(sink)
     if sink.kind in ("webdav", "nextcloud"):
-        return files_sink(sink)
+        return files_sink(sink, config)
     raise ConfigError(f"targets.{workload}.kind {sink.kind!r} is not available in this version", hint='use kind = "directory"')
 
 
@@ -107,14 +107,20 @@ def dav_sink(sink: SinkConfig) -> Sink:
     return DavSink(o["url"], kind=sink.kind, login=dav_login(o), home=home, ca_file=o.get("ca_bundle"))
 
 
-def files_sink(sink: SinkConfig) -> Sink:
+def files_sink(sink: SinkConfig, config: Config | None = None) -> Sink:
     o = sink.options
     verify_content = o.get("verify_content", True)
     if sink.kind == "nextcloud":
         from connectors.nextcloud import CHUNK_SIZE, NextcloudSink
+        from mappings.file_names import NameRules, legal_name
 
+        files = config.files if config else {}
+        # Each site becomes a Group Folder mounted at its legal name, unless libraries go to a plain folder.
+        group_folders = {} if files.get("libraries_folder") else {
+            legal_name(site, NameRules.nextcloud_defaults()).name: groups for site, groups in files.get("sites", {}).items()
+        }
         return NextcloudSink(o["url"], dav_login(o), ca_file=o.get("ca_bundle"), verify_content=verify_content,
-                             chunk_size=o.get("chunk_size", CHUNK_SIZE))
+                             chunk_size=o.get("chunk_size", CHUNK_SIZE), group_folders=group_folders)
     from connectors.webdav import WebDavSink
 
     home = (lambda owner: o["home"].format(user=owner)) if "home" in o else None

@@ -9,8 +9,8 @@ import pytest
 
 from connectors.nextcloud import NextcloudSink
 from connectors.webdav import WebDavSink
-from migrator.sandbox.nextcloud import NextcloudServer
 from migrator.model import DestRef
+from migrator.sandbox.nextcloud import NextcloudServer
 from tests.fixtures.wsgidav import wsgidav  # noqa: F401
 from tests.sink_contract import OWNER, FileSinkContract, run
 

@@ -14,7 +14,7 @@ import httpx
 
 from connectors.graph.quickxor import QuickXorHash
 from connectors.graph.session import GraphApiError, GraphSession, item_failure
-from migrator.errors import CursorExpired, ItemError, TransientError
+from migrator.errors import ConfigError, CursorExpired, ItemError, TransientError
 from migrator.model import (
     Change,
     Container,
@@ -87,18 +87,29 @@ class FilesReader:
         self.session, self.page_size, self.resumes = session, page_size, resumes
 
     async def containers(self, user: User) -> AsyncIterator[Container]:
+        if user.is_site:
+            for _, container in await self.libraries(site_name=user.display_name):
+                yield container
+            return
         drive = await self.session.get_json(f"users/{user.source_id}/drive", {"$select": "id,name,driveType"})
         yield drive_container(drive, "onedrive")
 
-    async def libraries(self) -> list[tuple[dict[str, Any], Container]]:
-        """Every site's document libraries; a library's path starts with its site's name, since
-        most libraries are called "Documents" in the site's language."""
+    async def libraries(self, site_name: str | None = None) -> list[tuple[dict[str, Any], Container]]:
+        """Every site's document libraries (or one named site's); a library's path starts with its
+        site's name, since most libraries are called "Documents" in the site's language."""
         found: list[tuple[dict[str, Any], Container]] = []
-        async for site in self.session.items("sites", {"search": "*"}):
-            site_name = site.get("displayName") or site.get("name") or site["id"]
+        sites = 0
+        async for site in self.session.items("sites", {"search": site_name or "*"}):
+            name = site.get("displayName") or site.get("name") or site["id"]
+            if site_name is not None and name != site_name:
+                continue  # search matches words, not whole names
+            sites += 1
             async for drive in self.session.items(f"sites/{site['id']}/drives"):
                 if drive.get("driveType", "documentLibrary") == "documentLibrary":
-                    found.append((site, drive_container(drive, "library", (site_name,))))
+                    found.append((site, drive_container(drive, "library", (name,))))
+        if site_name is not None and not sites:
+            raise ConfigError(f"files.sites names {site_name!r}, which is not a SharePoint site of the tenant",
+                              hint="write the site's display name as SharePoint shows it")
         return found
 
     async def changes(self, user: User, container: Container, cursor: str | None) -> AsyncIterator[Change]:

@@ -98,6 +98,8 @@ class GraphSource:
         return self._readers[workload]
 
     async def containers(self, user: User, workload: str) -> AsyncIterator[Container]:
+        if user.is_site and workload != "files":
+            return
         try:
             async for container in self.reader(workload).containers(user):
                 yield container

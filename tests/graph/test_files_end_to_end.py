@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from mappings.file_names import NameRules, legal_path
 from migrator.config import load_config
 from migrator.job import Job, Selection
+from migrator.sandbox.api_drive import library as library_of
 from migrator.sandbox.api_drive import onedrive
 from migrator.sandbox.app import Sandbox
 from migrator.sandbox.nextcloud import NextcloudServer
@@ -169,7 +171,54 @@ def copied_event_details(url: str) -> list[dict]:
         ledger.close()
 
 
+def library_members(tenant, department: str) -> list[dict]:
+    return tenant.department_members(department)
+
+
 def shares_seen(server, user: str, password: str, path: str) -> list[dict]:
     answer = httpx.get(f"{server.url}/ocs/v2.php/apps/files_sharing/api/v1/shares", params={"path": path, "format": "json"},
                        headers={"OCS-APIRequest": "true"}, auth=(user, password))
     return answer.json()["ocs"]["data"]
+
+
+def test_a_sharepoint_site_becomes_a_group_folder_its_members_see(tmp_path, tenant_sandbox):
+    tenant = tenant_sandbox.tenant
+    department = tenant.users[0]["department"]
+    members = members_of(tenant_sandbox)
+    accounts = {local(u): f"{PASSWORD}-{local(u)}" for u in tenant.users}
+    admin = ("beheer", "beheer-app-password")
+    groups = {"afdeling": [local(u) for u in members], "leden": [local(u) for u in members]}
+    with NextcloudServer(tmp_path / "nc", users=accounts, admin=admin, groups=groups) as server:
+        with (tmp_path / "app-passwords.csv").open("a") as extra:
+            extra.write(f"{admin[0]},{admin[1]}\n")
+        target = NEXTCLOUD_TARGET.format(url=server.url) + f"""
+[files]
+libraries_owner = "{admin[0]}"
+[files.sites]
+"{department}" = ["afdeling"]
+[files.groups]
+"Leden van {department}" = "leden"
+"""
+        config = files_config(tmp_path, tenant_sandbox, target)
+        (tmp_path / "app-passwords.csv").write_text(
+            "".join(f"{local(u)},{PASSWORD}-{local(u)}\n" for u in tenant.users) + f"{admin[0]},{admin[1]}\n")
+        first, problems = run(config)
+        assert problems == [] and first.exit_code == 0, problems[:3]
+        _, library = library_of(tenant, department)
+        expected = {}
+        for item in library.items.current():
+            if "file" in item:
+                legal, _ = legal_path((department, "Documenten", *library.data.path_of(item["id"]).split("/")), NameRules.nextcloud_defaults())
+                expected["/".join(legal)] = hashlib.sha256(library.content(item["id"]).read_all()).hexdigest()
+        member = local(members[-1])
+        with httpx.Client(base_url=server.url, auth=(member, accounts[member])) as client:
+            seen = {key: hashlib.sha256(client.get(f"/remote.php/dav/files/{member}/{quote(key)}").content).hexdigest() for key in expected}
+        assert seen == expected, "a member of the site's group reads every library file in the Group Folder"
+        # The library root's grants are the Group Folder's groups; a folder with broken inheritance
+        # keeps its own: a named member, and the owners' group (not mapped, so noted).
+        shared = shares_seen(server, admin[0], admin[1], f"/{department}/Documenten/Vertrouwelijk")
+        assert [(s["share_type"], s["share_with"]) for s in shared] == [(0, local(library_members(tenant, department)[0]))]
+        notes = [n for d in copied_event_details(config.ledger_url) for n in d.get("notes", [])]
+        assert any(f"Eigenaars van {department}" in n for n in notes)
+        second, problems = run(config)
+        assert problems == [] and sum(second.copy.outcomes.values()) == 0
