@@ -23,6 +23,16 @@ class DirectorySink:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
+    async def probe(self, owner: str) -> str:
+        """The root folder exists or can be made, and is writable."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ItemError(f"cannot create {self.root}: {exc.strerror}") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise ItemError(f"{self.root} is not writable by this user")
+        return f"{self.root} is writable"
+
     def _dir(self, owner: str, path: tuple[str, ...]) -> Path:
         return self.root.joinpath(_safe_component(owner), *(_safe_component(p) for p in path))
 

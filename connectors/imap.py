@@ -552,6 +552,11 @@ class ImapSink:
             raise
         return conn
 
+    async def probe(self, owner: str) -> str:
+        """Logs in as `owner` (what preflight checks before any data moves)."""
+        async with self._connection(owner):
+            return f"logged in to {self.host}:{self.port} as {self._login(owner)[0]}"
+
     async def close(self) -> None:
         """Logs out every pooled connection of the running event loop."""
         state = self._state

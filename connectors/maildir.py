@@ -366,6 +366,16 @@ class MaildirSink:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+
+    async def probe(self, owner: str) -> str:
+        """The root folder exists or can be made, and is writable."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ItemError(f"cannot create {self.root}: {exc.strerror}") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise ItemError(f"{self.root} is not writable by this user")
+        return f"{self.root} is writable"
         self._folders: dict[str, _Folder] = {}
         self._counter = itertools.count(1)
         self._host = _host_part()

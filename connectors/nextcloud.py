@@ -27,7 +27,7 @@ from connectors.nextcloud_shares import create_shares
 from connectors.webdav import XML, WebDavSink, segment
 from connectors.webdav_props import PROPFIND_BODY, parse_multistatus
 from mappings.file_names import NameRules
-from migrator.errors import ItemError, TransientError
+from migrator.errors import ConfigError, ItemError, TransientError
 from migrator.model import DestRef, Target
 
 CHUNK_SIZE = 10 << 20  # Nextcloud's desktop client starts with 10 MB chunks
@@ -47,6 +47,7 @@ class NextcloudSink(WebDavSink):
         self.chunk_size = chunk_size
         self.group_folders = dict(group_folders or {})
         self._mounted: set[str] = set()
+        self.quotas: dict[str, float | None] = {}  # owner -> free bytes, as probe() read them
         self._capabilities: dict[str, Any] | None = None
 
     async def ensure_container(self, owner: str, path: tuple[str, ...]) -> str:
@@ -76,6 +77,19 @@ class NextcloudSink(WebDavSink):
             except (KeyError, TypeError, ValueError):
                 raise ItemError(f"{self.http.base_url} does not answer like Nextcloud: no OCS capabilities") from None
         return self._capabilities
+
+    async def probe(self, owner: str) -> str:
+        """Logs in as `owner` and reads their quota; the Group Folders' owner must be an admin."""
+        answer = await self.http.request(owner, "GET", "/ocs/v1.php/cloud/user", refusal_fails=False, params={"format": "json"}, headers=OCS)
+        if answer.status in (401, 403):
+            raise ConfigError(f"Nextcloud refused {self.http.account(owner)[0]} ({answer.status})",
+                              hint="check the account's app password in the target's password or user_passwords")
+        if answer.status != 200:
+            raise ConfigError(f"{self.http.base_url} answered {said(answer)} for the user API", hint="check the target url: it must be Nextcloud's base URL")
+        data = answer_json(answer)["ocs"]["data"]
+        self.quotas[owner] = (data.get("quota") or {}).get("free")
+        free = self.quotas[owner]
+        return f"logged in as {data.get('id')}" + (f", {free / 1e9:.1f} GB free" if isinstance(free, int | float) and free >= 0 else "")
 
     async def name_rules(self) -> NameRules:
         return NameRules.from_capabilities((await self.capabilities()).get("files") or {})

@@ -33,11 +33,15 @@ async def _ocs_call(http: DavConnection, owner: str, method: str, path: str, for
     return data
 
 
+async def list_group_folders(http: DavConnection, owner: str) -> list[dict[str, Any]]:
+    listed = await _ocs_call(http, owner, "GET", FOLDERS)
+    return list(listed.values() if isinstance(listed, dict) else (listed or []))
+
+
 async def ensure_group_folder(http: DavConnection, owner: str, mount_point: str, groups: list[str]) -> int:
     """The id of the Group Folder mounted at `mount_point`, created if missing and given `groups`
     (with every permission) plus the admin group."""
-    listed = await _ocs_call(http, owner, "GET", FOLDERS)
-    folders = listed.values() if isinstance(listed, dict) else (listed or [])
+    folders = await list_group_folders(http, owner)
     found = next((f for f in folders if f.get("mount_point") == mount_point), None)
     if found is None:
         found = await _ocs_call(http, owner, "POST", FOLDERS, {"mountpoint": mount_point})

@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -114,6 +116,30 @@ def init(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(CONFIG_TEMPLATE)
     console.print(f"wrote {path}: edit [source], [batch] and [targets], then run `migrator run --dry-run`")
+
+
+@app.command()
+def preflight(
+    config: ConfigOpt = Path("migrator.toml"), department: DepartmentOpt = None, users_file: UsersFileOpt = None, workload: WorkloadOpt = None,
+) -> None:
+    """Check every connection and permission the configuration needs, before any data moves."""
+    from migrator.preflight import FAIL, WARN, run_preflight
+    from migrator.wiring import build_sink, build_source
+
+    cfg = load_config(config)
+    selection = Selection.from_config(cfg, department, users_file, workload)
+    sinks = {w: build_sink(w, cfg.targets[w], cfg) for w in selection.workloads}
+    checks = asyncio.run(run_preflight(cfg, build_source(cfg), sinks, selection))
+    table = Table(title="preflight", title_justify="left")
+    for column in ("", "check", "result", "fix"):
+        table.add_column(column, overflow="fold")
+    marks = {FAIL: "[red]fail[/red]", WARN: "[yellow]warn[/yellow]"}
+    for check in checks:
+        table.add_row(marks.get(check.status, "[green]pass[/green]"), escape(f"{check.area}: {check.subject}"), escape(check.detail), escape(check.fix))
+    console.print(table)
+    failed = sum(c.status == FAIL for c in checks)
+    console.print(f"{failed} checks failed: fix them before the bulk pass" if failed else "ready: `migrator run --dry-run` shows what would move")
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()

@@ -108,6 +108,16 @@ class GraphSource:
                 raise permission_error(exc, workload) from None
             raise
 
+    async def drive_used_bytes(self, user: User) -> int | None:
+        """What the user's OneDrive holds, as its quota reports (for preflight's space check)."""
+        try:
+            drive = await self.session.get_json(f"users/{user.source_id}/drive", {"$select": "id,quota"})
+        except GraphApiError as exc:
+            if exc.status == 403:
+                raise permission_error(exc, "files") from None
+            raise
+        return (drive.get("quota") or {}).get("used")
+
     def changes(self, user: User, container: Container, cursor: str | None) -> AsyncIterator[Change]:
         return self.reader(container.workload).changes(user, container, cursor)
 
