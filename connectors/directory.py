@@ -7,7 +7,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from migrator.errors import ItemError
+from migrator.errors import ConfigError, ItemError
 from migrator.model import Capabilities, DestRef, Target
 
 
@@ -17,24 +17,28 @@ def _safe_component(name: str) -> str:
     return name
 
 
+def writable_root(root: Path) -> str:
+    """Preflight of a local target: its root folder exists or can be made, and is writable."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {root}: {exc.strerror}", hint="check the target's path") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise ConfigError(f"{root} is not writable by this user", hint="fix its permissions or choose another path")
+    return f"{root} is writable"
+
+
 class DirectorySink:
     caps = Capabilities(hashes=("sha256",), mtime_precision=None, cheap_find=True, listing=True, delete=True)
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    async def probe(self, owner: str) -> str:
-        """The root folder exists or can be made, and is writable."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ItemError(f"cannot create {self.root}: {exc.strerror}") from None
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            raise ItemError(f"{self.root} is not writable by this user")
-        return f"{self.root} is writable"
-
     def _dir(self, owner: str, path: tuple[str, ...]) -> Path:
         return self.root.joinpath(_safe_component(owner), *(_safe_component(p) for p in path))
+
+    async def probe(self, owner: str) -> str:
+        return writable_root(self.root)
 
     async def ensure_container(self, owner: str, path: tuple[str, ...]) -> str:
         folder = self._dir(owner, path)

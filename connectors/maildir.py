@@ -48,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from connectors.directory import writable_root
 from migrator.errors import ItemError
 from migrator.model import Capabilities, DestRef, Target
 
@@ -366,22 +367,15 @@ class MaildirSink:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-
-    async def probe(self, owner: str) -> str:
-        """The root folder exists or can be made, and is writable."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ItemError(f"cannot create {self.root}: {exc.strerror}") from None
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            raise ItemError(f"{self.root} is not writable by this user")
-        return f"{self.root} is writable"
         self._folders: dict[str, _Folder] = {}
         self._counter = itertools.count(1)
         self._host = _host_part()
         self.dropped_keywords: dict[str, set[str]] = {}  # folder rel -> keywords that did not fit a..z
 
     # ------------------------------------------------------------------ Sink protocol
+
+    async def probe(self, owner: str) -> str:
+        return writable_root(self.root)
 
     async def ensure_container(self, owner: str, path: tuple[str, ...]) -> str:
         try:
