@@ -1,0 +1,95 @@
+"""The Matrix sink against a real Synapse: the sink contract, rooms found again by alias, and find() locating sent
+events from the room's timeline alone, as after the homeserver forgot its transaction ids."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+
+import pytest
+
+from connectors.matrix import MatrixSink
+from mappings.chat import PLAN_KIND, SOURCE_KEY, ChatOptions
+from migrator.model import DestRef, Payload, Target
+from tests.fixtures.synapse import synapse  # noqa: F401
+from tests.sink_contract import SinkContract
+
+_fresh = itertools.count()
+
+
+def new_sink(server, prefix: str | None = None) -> MatrixSink:
+    """A sink whose rooms no earlier test used: each gets its own alias prefix inside the service's namespace."""
+    options = ChatOptions(server.server_name, room_prefix=prefix or f"teams_t{next(_fresh)}_")
+    return MatrixSink(server.url, server.registration.as_token, options)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+class TestMatrixSinkContract(SinkContract):
+    @pytest.fixture
+    def sink(self, synapse):  # noqa: F811
+        return new_sink(synapse)
+
+    def remove(self, sink, ref: DestRef) -> None:
+        run(sink.remove(ref))
+
+
+def plan_target(message_id: str, body: str, sender: str, ts: int, reactions: list[tuple[str, str]] = ()) -> Target:
+    parts = [{"key": message_id, "type": "m.room.message", "sender": sender, "ts": ts,
+              "content": {"msgtype": "m.text", "body": body, "m.mentions": {}}}]
+    for reactor, emoji in reactions:
+        parts.append({"key": f"{message_id}#reaction:{reactor}", "type": "m.reaction", "sender": reactor, "ts": ts + 1000,
+                      "annotates": message_id, "content": {"m.relates_to": {"rel_type": "m.annotation", "key": emoji}}})
+    plan = {"id": message_id, "parts": parts, "thread_root": None, "reply_to": None, "names": {sender: "Ada Lovelace"}}
+    return Target(f"room/{message_id}", Payload.from_bytes(json.dumps(plan).encode()), {"kind": PLAN_KIND, "media": {}})
+
+
+def test_a_second_sink_finds_every_part_from_the_timeline_and_sends_nothing(synapse):  # noqa: F811
+    prefix = f"teams_t{next(_fresh)}_"
+    ghost, other = f"@teams_ada:{synapse.server_name}", f"@teams_bob:{synapse.server_name}"
+    owner = synapse.register_user(f"owner{next(_fresh)}")
+    path = ("room", "Budget", "Microsoft Teams chat (group)")
+    targets = [plan_target(str(1000 + n), f"bericht {n}", ghost, 1_736_150_400_000 + n * 60_000, [(other, "👍")] if n == 1 else [])
+               for n in range(3)]
+
+    async def first():
+        sink = new_sink(synapse, prefix)
+        await sink.ensure_container(owner, path)
+        refs = [await sink.put(owner, path, t) for t in targets]
+        await sink.close()
+        return refs, sink.sent
+
+    async def second():
+        sink = new_sink(synapse, prefix)  # a new process: nothing cached, the transaction ids play no part
+        await sink.ensure_container(owner, path)
+        found = [await sink.find(owner, path, t) for t in targets]
+        again = [await sink.put(owner, path, t) for t in targets]
+        room_id = found[0].dest_id.split("/")[0]
+        events, token = [], None
+        while True:
+            chunk, token = await sink.client.messages(room_id, token)
+            events += chunk
+            if token is None:
+                break
+        members = await sink.client.joined_members(room_id)
+        members = {user: await sink.client.membership(room_id, user) for user in (*members, owner)}
+        names = await sink.client.display_name(ghost)
+        await sink.close()
+        return found, again, sink.sent, events, members, names
+
+    refs, sent = run(first())
+    found, again, resent, events, members, name = run(second())
+    assert sent == 4 and resent == 0
+    assert [f.dest_id for f in found] == [r.dest_id for r in refs] == [a.dest_id for a in again]
+    assert all(f.content_hash == r.content_hash and f.size == r.size for f, r in zip(found, refs))
+    messages = sorted((e for e in events if e["type"] == "m.room.message"), key=lambda e: e["origin_server_ts"])
+    assert [(e["sender"], e["content"]["body"], e["origin_server_ts"]) for e in messages] == [
+        (ghost, f"bericht {n}", 1_736_150_400_000 + n * 60_000) for n in range(3)]
+    [reaction] = [e for e in events if e["type"] == "m.reaction"]
+    assert reaction["sender"] == other and reaction["content"]["m.relates_to"]["event_id"] == refs[1].dest_id.split("/")[1]
+    assert all(SOURCE_KEY in e["content"] for e in events)
+    assert members[owner] == "invite" and members[ghost] == members[other] == "join"  # the real user is invited
+    assert name == "Ada Lovelace"
