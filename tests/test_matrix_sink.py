@@ -11,6 +11,7 @@ import pytest
 
 from connectors.matrix import MatrixSink
 from mappings.chat import PLAN_KIND, SOURCE_KEY, ChatOptions
+from migrator.errors import TransientError
 from migrator.model import DestRef, Payload, Target
 from tests.fixtures.synapse import synapse  # noqa: F401
 from tests.sink_contract import SinkContract
@@ -93,3 +94,46 @@ def test_a_second_sink_finds_every_part_from_the_timeline_and_sends_nothing(syna
     assert all(SOURCE_KEY in e["content"] for e in events)
     assert members[owner] == "invite" and members[ghost] == members[other] == "join"  # the real user is invited
     assert name == "Ada Lovelace"
+
+
+def test_a_message_stopped_between_its_text_and_its_image_is_completed_without_repeating_the_text(synapse):  # noqa: F811
+    prefix = f"teams_t{next(_fresh)}_"
+    ghost = f"@teams_ada:{synapse.server_name}"
+    path = ("gap", "", "")
+    png = b"\x89PNG\r\n\x1a\n" + bytes(40)
+    plan = {"id": "2000", "thread_root": None, "reply_to": None, "names": {ghost: "Ada"}, "parts": [
+        {"key": "2000", "type": "m.room.message", "sender": ghost, "ts": 1_736_150_400_000,
+         "content": {"msgtype": "m.text", "body": "kijk", "m.mentions": {}}},
+        {"key": "2000#image:1", "type": "m.room.message", "sender": ghost, "ts": 1_736_150_400_000, "media": "c1",
+         "content": {"msgtype": "m.image", "body": "image.png", "info": {"mimetype": "image/png", "size": len(png)}}}]}
+    target = Target("gap/2000", Payload.from_bytes(json.dumps(plan).encode()), {"kind": PLAN_KIND, "media": {"c1": png}})
+
+    async def interrupted():
+        sink = new_sink(synapse, prefix)
+
+        async def refuse(*args, **kwargs):
+            raise TransientError("the media repository is away")
+
+        sink.client.upload = refuse
+        await sink.ensure_container("", path)
+        with pytest.raises(TransientError):
+            await sink.put("", path, target)
+        await sink.close()
+        return sink.sent
+
+    async def resumed():
+        sink = new_sink(synapse, prefix)
+        await sink.ensure_container("", path)
+        found = await sink.find("", path, target)
+        stored = await sink.put("", path, target)
+        room_id = stored.dest_id.split("/")[0]
+        chunk, _ = await sink.client.messages(room_id, None)
+        media = [e["content"]["url"] for e in chunk if e["content"].get("msgtype") == "m.image"]
+        data = await sink.client.download(media[0])
+        await sink.close()
+        return found, sink.sent, [e["content"]["msgtype"] for e in reversed(chunk)], data
+
+    assert run(interrupted()) == 1
+    found, sent, kinds, data = run(resumed())
+    assert found is None and sent == 1  # incomplete, so not "found"; only the image went out
+    assert kinds == ["m.text", "m.image"] and data == png

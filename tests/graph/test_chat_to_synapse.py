@@ -77,6 +77,7 @@ def register_real_users(server, members: list[dict]) -> None:
 def run_job(config, fault_hook=None) -> tuple[object, list, MatrixSink]:
     sink = build_sink("chat", config.targets["chat"], config)  # fresh: nothing known but what the room says
     job = Job(config, sinks={"chat": sink}, fault_hook=fault_hook)
+    job.ledger.fault_hook = fault_hook
     try:
         result = asyncio.run(job.run("run", Selection.from_config(config)))
         problems = [(p.workload, p.state, p.last_error) for p in job.ledger.problems() if p.state != "skipped"]
@@ -232,7 +233,7 @@ def test_a_run_killed_mid_room_then_rerun_leaves_no_duplicate_and_no_gap(tmp_pat
     register_real_users(synapse, members_of(tenant_sandbox))
     prefix = f"teams_e2e{next(_prefixes)}_"
     config = chat_config(tmp_path, tenant_sandbox, synapse, prefix)
-    for crash in (CrashAfter(25, "after_put"), CrashAfter(40, "before_put"), CrashAfter(3, "commit")):
+    for crash in (CrashAfter(25, "after_put"), CrashAfter(40, "before_put"), CrashAfter(150, "commit")):
         try:
             run_job(config, fault_hook=crash)
         except BaseException as exc:  # noqa: BLE001 - the simulated kill is a BaseException
