@@ -11,7 +11,7 @@ import pytest
 
 from connectors.matrix import MatrixSink
 from mappings.chat import PLAN_KIND, SOURCE_KEY, ChatOptions
-from migrator.errors import TransientError
+from migrator.errors import ItemError, TransientError
 from migrator.model import DestRef, Payload, Target
 from tests.fixtures.synapse import synapse  # noqa: F401
 from tests.sink_contract import SinkContract
@@ -76,13 +76,14 @@ def test_a_second_sink_finds_every_part_from_the_timeline_and_sends_nothing(syna
             if token is None:
                 break
         members = await sink.client.joined_members(room_id)
+        joined = await sink.client.call("GET", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.member/{ghost}", "join event")
         members = {user: await sink.client.membership(room_id, user) for user in (*members, owner)}
         names = await sink.client.display_name(ghost)
         await sink.close()
-        return found, again, sink.sent, events, members, names
+        return found, again, sink.sent, events, members, names, joined
 
     refs, sent = run(first())
-    found, again, resent, events, members, name = run(second())
+    found, again, resent, events, members, name, joined = run(second())
     assert sent == 4 and resent == 0
     assert [f.dest_id for f in found] == [r.dest_id for r in refs] == [a.dest_id for a in again]
     assert all(f.content_hash == r.content_hash and f.size == r.size for f, r in zip(found, refs))
@@ -93,7 +94,7 @@ def test_a_second_sink_finds_every_part_from_the_timeline_and_sends_nothing(syna
     assert reaction["sender"] == other and reaction["content"]["m.relates_to"]["event_id"] == refs[1].dest_id.split("/")[1]
     assert all(SOURCE_KEY in e["content"] for e in events)
     assert members[owner] == "invite" and members[ghost] == members[other] == "join"  # the real user is invited
-    assert name == "Ada Lovelace"
+    assert name == "Ada Lovelace" and joined == {"membership": "join", "displayname": "Ada Lovelace"}
 
 
 def test_a_message_stopped_between_its_text_and_its_image_is_completed_without_repeating_the_text(synapse):  # noqa: F811
@@ -137,3 +138,9 @@ def test_a_message_stopped_between_its_text_and_its_image_is_completed_without_r
     found, sent, kinds, data = run(resumed())
     assert found is None and sent == 1  # incomplete, so not "found"; only the image went out
     assert kinds == ["m.text", "m.image"] and data == png
+
+
+def test_an_owner_without_a_matrix_account_fails_with_the_fix(synapse):  # noqa: F811
+    sink = new_sink(synapse)
+    with pytest.raises(ItemError, match="@nobody-here:localhost does not exist: create it"):
+        run(sink.ensure_container("@nobody-here:localhost", ("absent", "", "")))

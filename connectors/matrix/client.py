@@ -111,11 +111,26 @@ class AppserviceClient:
                                  f"membership of {user}", ok=("M_NOT_FOUND",))
         return answer.get("membership")
 
+    async def set_membership(self, room: str, user: str, membership: str, acting: str | None, ts: int | None,
+                             name: str | None = None) -> None:
+        """Invite or join through the state endpoint, which takes `ts` like a send does: an imported sender's join
+        then carries the time of its first message instead of the day of the migration."""
+        content = {"membership": membership, **({"displayname": name} if name else {})}
+        await self.call("PUT", f"{CLIENT}/rooms/{_path(room)}/state/m.room.member/{_path(user)}", f"{membership} {user}",
+                        params={"user_id": acting, "ts": ts}, body=content)
+
+    async def exists(self, user: str) -> bool:
+        try:
+            await self.call("GET", f"{CLIENT}/profile/{_path(user)}", f"profile of {user}")
+        except MatrixError as exc:
+            if exc.status == 404:  # Synapse says M_NOT_FOUND or, for a local user without a profile row, M_UNKNOWN
+                return False
+            raise
+        return True
+
     async def invite(self, room: str, user: str) -> None:
         await self.call("POST", f"{CLIENT}/rooms/{_path(room)}/invite", f"invite {user}", body={"user_id": user})
 
-    async def join(self, room: str, user: str) -> None:
-        await self.call("POST", f"{CLIENT}/join/{_path(room)}", f"join {user}", params={"user_id": user}, body={})
 
     # -- events --------------------------------------------------------------------------------------------
 

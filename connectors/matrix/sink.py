@@ -72,6 +72,7 @@ class MatrixSink:
         self._alias_locks: dict[str, asyncio.Lock] = {}
         self._ghosts: dict[str, asyncio.Task] = {}  # registrations under way, so concurrent first uses wait for one
         self._ready: set[str] = set()
+        self._accounts: set[str] = set()  # real accounts seen to exist in this run
         self.sent = 0  # events sent by this sink, for reports and tests
 
     async def close(self) -> None:
@@ -85,6 +86,11 @@ class MatrixSink:
     async def ensure_container(self, owner: str, path: tuple[str, ...]) -> str:
         if not path or not path[0]:
             raise ItemError("a room needs a non-empty key")
+        if _is_user_id(owner) and owner not in self._accounts:
+            if not await self.client.exists(owner):
+                # Synapse accepts invites for accounts that do not exist: the person would never see the room.
+                raise ItemError(f"the Matrix account {owner} does not exist: create it (or correct identity.matrix_id), then rerun")
+            self._accounts.add(owner)
         room = await self._room(path, invite=[owner] if _is_user_id(owner) else [])
         if _is_user_id(owner) and owner not in room.members:
             state = await self.client.membership(room.room_id, owner)
@@ -191,7 +197,7 @@ class MatrixSink:
         sender = part.get("sender")
         if sender:
             await self._ghost(sender, plan["names"].get(sender))
-            await self._joined(room, sender)
+            await self._joined(room, sender, part.get("ts"), plan["names"].get(sender))
         content = {**part["content"], SOURCE_KEY: mark}
         if part.get("media"):
             data = media.get(part["media"])
@@ -231,7 +237,7 @@ class MatrixSink:
         sender = part.get("sender")
         if sender:
             await self._ghost(sender, plan["names"].get(sender))
-            await self._joined(room, sender)
+            await self._joined(room, sender, None, plan["names"].get(sender))
         new = {k: v for k, v in part["content"].items() if k != "m.relates_to"}
         if part.get("media"):
             info = new.get("info") or {}
@@ -264,11 +270,12 @@ class MatrixSink:
         if name and (created or await self.client.display_name(user) != name):
             await self.client.set_display_name(user, name)
 
-    async def _joined(self, room: Room, user: str) -> None:
+    async def _joined(self, room: Room, user: str, ts: int | None, name: str | None) -> None:
+        """Brings a ghost into the room just before its first event there, dated like that event."""
         if user in room.members:
             return
-        await self.client.invite(room.room_id, user)
-        await self.client.join(room.room_id, user)
+        await self.client.set_membership(room.room_id, user, "invite", None, ts)
+        await self.client.set_membership(room.room_id, user, "join", user, ts, name)
         room.members.add(user)
 
     # -- for tests and tools -------------------------------------------------------------------------------
