@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mappings.chat_html import Hooks, render_html
+from migrator.contracts import WorkloadMapping
 from migrator.model import Container, Item, Payload, Skip, Target
 
 PLAN_KIND = "matrix.chat"
@@ -329,7 +330,5 @@ def _system_notice(detail: dict[str, Any], options: ChatOptions, names: dict[str
             "m.mentions": {}}
 
 
-def chat_mapping(options: ChatOptions):
-    from migrator.contracts import WorkloadMapping
-
+def chat_mapping(options: ChatOptions) -> WorkloadMapping:
     return WorkloadMapping(container_path=container_path, item=lambda item, container: map_message(item, container, options))
