@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.mail
 	$(BIN)/python -m bench.files
+	$(BIN)/python -m bench.chat
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .hypothesis

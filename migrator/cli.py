@@ -245,6 +245,10 @@ def _audit(led: Ledger, expect_head: str | None) -> int:
     return 1
 
 
+from migrator.matrix_cli import matrix_app
+
+app.add_typer(matrix_app, name="matrix")
+
 sandbox_app = typer.Typer(no_args_is_help=True, help="A local Microsoft Graph stand-in with a synthetic tenant.")
 app.add_typer(sandbox_app, name="sandbox")
 

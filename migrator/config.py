@@ -19,9 +19,10 @@ from migrator.errors import ConfigError
 from migrator.model import WORKLOADS
 
 SOURCE_KINDS = ("example", "graph")
-SINK_KINDS = ("directory", "memory", "imap", "maildir", "caldav", "carddav", "webdav", "nextcloud")
+SINK_KINDS = ("directory", "memory", "imap", "maildir", "caldav", "carddav", "webdav", "nextcloud", "matrix")
 SINK_WORKLOADS = {
     "imap": ("mail",), "maildir": ("mail",), "caldav": ("calendar",), "carddav": ("contacts",), "webdav": ("files",), "nextcloud": ("files",),
+    "matrix": ("chat",),
 }
 IMAP_SECURITY = ("tls", "starttls", "plain")
 _SECRET_KEY = re.compile(r"(secret|password|token|private_key)", re.IGNORECASE)
@@ -106,6 +107,7 @@ SINK_SCHEMA: dict[str, type | tuple[type, ...]] = {
     "kind": str, "path": str, "host": str, "port": int, "security": str, "ca_bundle": str,
     "master_user": str, "master_password": dict, "password": dict, "connections_per_owner": int,
     "url": str, "home": str, "user_passwords": dict, "verify_content": bool, "chunk_size": int,
+    "server_name": str, "as_token": dict, "hs_token": dict, "ghost_prefix": str, "room_prefix": str, "bot": str,
 }
 
 DEFAULT_IDENTITY = {"imap_login": "{upn}", "nextcloud_user": "{local}", "matrix_id": "@{local}:example.org"}
@@ -205,6 +207,8 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
             if placeholder not in PLACEHOLDERS:
                 raise ConfigError(f"identity.{name} uses unknown placeholder {{{placeholder}}}", hint=f"use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
     overrides = _read_overrides(base_dir / identity["overrides"]) if "overrides" in identity else {}
+    if "chat" in workloads and targets["chat"].kind == "matrix" and not re.fullmatch(r"@[^:]+:.+", templates["matrix_id"]):
+        raise ConfigError(f"identity.matrix_id must render a Matrix user id, got {templates['matrix_id']!r}", hint='e.g. matrix_id = "@{local}:example.org"')
 
     run_raw = raw.get("run", {})
     for key, value in run_raw.items():
@@ -291,6 +295,8 @@ def _parse_targets(raw: dict[str, Any], workloads: tuple[str, ...], base_dir: Pa
         if kind == "nextcloud" and options.get("chunk_size", 5 << 20) < 5 << 20:
             raise ConfigError(f"targets.{workload}.chunk_size must be at least 5242880 (5 MiB), got {options['chunk_size']}",
                               hint="Nextcloud's chunked upload takes chunks of 5 MiB to 5 GiB")
+        if kind == "matrix":
+            _check_matrix(workload, options, base_dir)
         targets[workload] = SinkConfig(kind, options)
     for workload in workloads:
         if workload not in targets:
@@ -340,6 +346,29 @@ def _files_section(files: dict[str, Any]) -> dict[str, Any]:
     if files.get("sites") and not files.get("libraries_owner"):
         raise ConfigError("files.sites needs files.libraries_owner", hint='the target account that writes the libraries, e.g. libraries_owner = "admin" (a Nextcloud admin for Group Folders)')
     return dict(files)
+
+
+_LOCALPART = re.compile(r"^[a-z0-9._=-]+$")
+
+
+def _check_matrix(workload: str, options: dict[str, Any], base_dir: Path) -> None:
+    where = f"targets.{workload}"
+    url = options.get("url", "")
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"{where}.url must be the homeserver's client API URL, got {url!r}", hint='e.g. url = "https://matrix.example.org"')
+    if not options.get("server_name") or "/" in options["server_name"]:
+        raise ConfigError(f"{where}.server_name is required: the part after ':' in user ids", hint='e.g. server_name = "example.org"')
+    if "as_token" not in options:
+        raise ConfigError(f"{where}.as_token is required: the application service token of the registration",
+                          hint='write as_token = { file = "matrix-as-token" }, then run `migrator matrix registration`')
+    options.setdefault("ghost_prefix", "teams_")
+    options.setdefault("room_prefix", "teams_")
+    options.setdefault("bot", "m365-migrator")
+    for key in ("ghost_prefix", "room_prefix", "bot"):
+        if not _LOCALPART.match(options[key]):
+            raise ConfigError(f"{where}.{key} must be lower-case letters, digits or ._=- only, got {options[key]!r}", hint="Matrix user ids and aliases allow no other characters")
+    if "ca_bundle" in options:
+        options["ca_bundle"] = str((base_dir / options["ca_bundle"]).resolve())
 
 
 def _read_overrides(path: Path) -> dict[str, dict[str, str]]:

@@ -68,9 +68,16 @@ class Copier:
         batch = max(64, self.settings.concurrency * 8)
         after = 0
         while claimed := self.ledger.claim(self.run_id, self.settings.max_attempts, upns, workloads, after_id=after, limit=batch):
+            chains: dict[tuple[str, str], list[WorkItem]] = {}
             async with asyncio.TaskGroup() as group:
                 for work in claimed:
-                    group.create_task(self._copy_bounded(work))
+                    sink = self.sinks.get(work.workload)
+                    if sink is not None and sink.caps.ordered:
+                        chains.setdefault((work.workload, work.container_source_id), []).append(work)
+                    else:
+                        group.create_task(self._copy_bounded(work))
+                for chain in chains.values():
+                    group.create_task(self._copy_in_order(chain))
             after = claimed[-1].item_id
         return self.totals
 
@@ -79,6 +86,12 @@ class Copier:
         mailbox = self._per_mailbox.setdefault(work.upn, asyncio.Semaphore(self.settings.per_mailbox))
         async with mailbox, self._global:
             await self._copy(work)
+
+    async def _copy_in_order(self, chain: list[WorkItem]) -> None:
+        """One container's items, one after the other (a chat's messages must reach the room in order). The key is
+        the source container, so a chat that several users share is still one sequence."""
+        for work in chain:
+            await self._copy_bounded(work)
 
     async def _copy(self, work: WorkItem) -> None:
         try:

@@ -156,3 +156,4 @@ class Capabilities:
     cheap_find: bool = False  # find() costs about as much as a ledger read
     listing: bool = False  # list_keys() can enumerate a container for reconciliation
     delete: bool = False
+    ordered: bool = False  # items of one source container must be written one at a time, in ledger order

@@ -61,6 +61,11 @@ def build_sink(workload: str, sink: SinkConfig, config: Config | None = None) ->
         return dav_sink(sink)
     if sink.kind in ("webdav", "nextcloud"):
         return files_sink(sink, config)
+    if sink.kind == "matrix":
+        from connectors.matrix import MatrixSink
+
+        o = sink.options
+        return MatrixSink(o["url"], o["as_token"].resolve(), chat_options(sink), bot_localpart=o["bot"], ca_file=o.get("ca_bundle"))
     raise ConfigError(f"targets.{workload}.kind {sink.kind!r} is not available in this version", hint='use kind = "directory"')
 
 
@@ -152,6 +157,10 @@ def build_mappings(config: Config) -> dict[str, WorkloadMapping]:
         mappings["contacts"] = contacts_mapping(ContactOptions.of(work_domains=[tenant] if "." in tenant else []))
     if config.source_kind == "graph" and "files" in config.workloads:
         mappings["files"] = files_workload(config)
+    if config.source_kind == "graph" and "chat" in config.workloads and config.targets["chat"].kind == "matrix":
+        from mappings.chat import chat_mapping
+
+        mappings["chat"] = chat_mapping(chat_options(config.targets["chat"]))
     return mappings
 
 
@@ -179,6 +188,13 @@ async def adapt_to_targets(config: Config, mappings: dict[str, WorkloadMapping],
     name_rules = getattr(sinks.get("files"), "name_rules", None)
     if config.source_kind == "graph" and "files" in mappings and name_rules is not None:
         mappings["files"] = files_workload(config, await name_rules())
+
+
+def chat_options(sink: SinkConfig):
+    from mappings.chat import ChatOptions
+
+    o = sink.options
+    return ChatOptions(o["server_name"], ghost_prefix=o["ghost_prefix"], room_prefix=o["room_prefix"])
 
 
 def mail_workload(config: Config) -> WorkloadMapping:

@@ -1,6 +1,9 @@
 """Teams: a user's chats and the channels of the teams they joined, their messages, and each message's JSON with
 the inline images it carries (hostedContents).
 
+Listings yield a container's messages oldest first (channel replies after their root), whatever order Graph
+pages them in: the ledger keeps that order and a chat target replays it.
+
 Chats have no delta in Graph v1.0, so a chat's cursor is the newest `lastModifiedDateTime` seen: later passes ask
 for `$filter=lastModifiedDateTime gt <cursor>`. Edits, reactions and soft deletes all bump that timestamp, so they
 come back as changed items; a soft-deleted message is an item with `deletedDateTime` set (the sink redacts it),
@@ -79,30 +82,40 @@ class ChatReader:
         params = {"$top": str(self.page), "$orderby": "lastModifiedDateTime desc"}
         if cursor:
             params["$filter"] = f"lastModifiedDateTime gt {cursor}"
-        newest, seen = cursor, set()
+        newest, found = cursor, {}
         async for message in self.session.items(f"chats/{container.source_id}/messages", params, PREFER):
             # A message changed while we page moves to the front and pushes the rest back: one may come twice.
-            if message["id"] in seen:
+            if message["id"] in found:
                 continue
-            seen.add(message["id"])
-            yield _ref(message["id"], message)
+            found[message["id"]] = message
             newest = _later(newest, message.get("lastModifiedDateTime"))
+        for message in oldest_first(found.values()):
+            yield _ref(message["id"], message)
         if newest:
             yield Cursor(newest)
 
     async def _channel_changes(self, container: Container, cursor: str | None) -> AsyncIterator[Change]:
         base = _channel_base(container)
+        found: dict[str, dict[str, Any]] = {}
+        removed: list[str] = []
+        delta_link = None
         async for page in self._delta_pages(cursor or f"{base}/delta", container):
             for root in page.get("value", []):
                 if "@removed" in root:
-                    yield Removed(root["id"])
+                    removed.append(root["id"])
                     continue
-                yield _ref(root["id"], root)
+                found[root["id"]] = root
                 params = {"$top": str(self.page)}
                 async for reply in self.session.items(f"{base}/{root['id']}/replies", params, PREFER):
-                    yield _ref(f"{root['id']}/{reply['id']}", reply)
-            if "@odata.deltaLink" in page:
-                yield Cursor(page["@odata.deltaLink"])
+                    found[f"{root['id']}/{reply['id']}"] = reply
+            delta_link = page.get("@odata.deltaLink", delta_link)
+        by_message = {id(message): source_id for source_id, message in found.items()}
+        for message in oldest_first(found.values()):
+            yield _ref(by_message[id(message)], message)
+        for source_id in removed:
+            yield Removed(source_id)
+        if delta_link:
+            yield Cursor(delta_link)
 
     async def _delta_pages(self, url: str, container: Container) -> AsyncIterator[dict[str, Any]]:
         """The delta's pages, with 410 turned into CursorExpired (and only for the delta's own requests)."""
@@ -191,6 +204,12 @@ def summary(message: dict[str, Any]) -> str:
     sender = ((message.get("from") or {}).get("user") or {}).get("displayName")
     line = f"{sender}: {text}" if sender else text
     return line if len(line) <= SUMMARY_LENGTH else line[: SUMMARY_LENGTH - 1] + "…"
+
+
+def oldest_first(messages) -> list[dict[str, Any]]:
+    """Messages in the order they were written (Graph lists them newest first), so that a planned container's
+    ledger order is its conversation order: a chat target replays them in that order."""
+    return sorted(messages, key=lambda m: (datetime.fromisoformat(m.get("createdDateTime") or "1970-01-01T00:00:00+00:00"), m["id"]))
 
 
 def _later(current: str | None, candidate: str | None) -> str | None:
