@@ -104,16 +104,17 @@ def test_verify_rereads_the_target_and_finds_a_damaged_file(migrated, tmp_path):
 def test_report_in_every_format(migrated, tmp_path):
     work, _ = migrated
     data = json.loads(migrator("report", "--format", "json", cwd=work).stdout)
-    assert data["schema"] == "migrator-report/1"
+    assert data["schema"] == "migrator-report/2"
     assert data["totals"]["items"] == 65 and data["totals"]["failed"] == 1
     assert data["causes"] == [{"state": "failed", "reason": "the source returned an empty MIME body", "items": 1}]
     assert len(data["chain"]["head"]) == 64 and data["chain"]["intact"]
     rows = list(csv.DictReader(io.StringIO(migrator("report", "--format", "csv", cwd=work).stdout)))
     assert sum(int(r["items"]) for r in rows) == 65 and {r["workload"] for r in rows} == {"mail", "calendar", "contacts", "files", "chat"}
+    assert len({r["container_id"] for r in rows}) == len(rows), "one line per container"
     table = migrator("report", "--user", "anna.devries@example.org", "-o", str(tmp_path / "r.txt"), cwd=work)
     assert table.returncode == 0 and "daan" not in (tmp_path / "r.txt").read_text() and "anna.devries" in (tmp_path / "r.txt").read_text()
     bad = migrator("report", "--format", "pdf", cwd=work)
-    assert bad.returncode == 2 and "--format 'pdf' is not known" in bad.stderr
+    assert bad.returncode == 2 and "--format 'pdf' is not known" in bad.stderr and "use table, json, csv or html" in bad.stderr
 
 
 def _copy_ledger(work: Path, tmp_path: Path) -> Path:
