@@ -34,7 +34,7 @@ def stacked_bars(title: str, rows: list[tuple[str, dict[str, Any]]]) -> str:
     """One 100 % bar per row, split by item state; the row's item count and share verified at the right."""
     height = 30 + ROW_HEIGHT * len(rows) + 34
     width = LABEL_WIDTH + BAR_WIDTH + 140
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
+    parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
              f"<title>{escape(title)}</title>", _text(0, 16, title, weight="bold")]
     for index, (label, counts) in enumerate(rows):
         y = 30 + index * ROW_HEIGHT
@@ -74,7 +74,7 @@ def cause_bars(title: str, causes: list[dict[str, Any]], limit: int = 12) -> str
     label_width = 380
     width = label_width + BAR_WIDTH // 2 + 80
     height = 30 + ROW_HEIGHT * len(shown) + (26 if len(causes) > limit else 8)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
+    parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
              f"<title>{escape(title)}</title>", _text(0, 16, title, weight="bold")]
     for index, cause in enumerate(shown):
         y = 30 + index * ROW_HEIGHT

@@ -134,6 +134,9 @@ def _copy_ledger(work: Path, tmp_path: Path) -> Path:
         ("update event set subject = 'item 999', hash = 'ff' || substr(hash, 3) where id = 40", "event 40: its content no longer matches its hash"),
         ("delete from event where id = 40", "event 41: a row before it was removed or altered"),
         ("update event set prev_hash = (select hash from event where id = 38) where id = 40", "event 40: its link to the previous row was altered"),
+        ("update event set id = -40 where id = 40; update event set id = 40 where id = 41; update event set id = 41 where id = -40",
+         "event 40: rows were reordered: it follows event 41, which now comes after it"),
+        ("update event set at = '2020-01-01 00:00:00.000000' where id = 40", "event 40: its content no longer matches its hash"),
     ],
 )
 def test_audit_names_the_first_altered_event(migrated, tmp_path, tamper, problem):
@@ -142,7 +145,7 @@ def test_audit_names_the_first_altered_event(migrated, tmp_path, tamper, problem
     url = f"sqlite:///{ledger}"
     assert migrator("audit", "--ledger", url, cwd=work).returncode == 0
     db = sqlite3.connect(ledger)
-    db.execute(tamper)
+    db.executescript(tamper)
     db.commit()
     db.close()
     out = migrator("audit", "--ledger", url, cwd=work)
