@@ -16,7 +16,7 @@ from state.queries import decode_path
 
 EVENT_CONTAINER = "verify.container"
 EVENT_SUMMARY = "verify.reconciled"
-COUNTS = ("source", "target", "equal", "differing", "only_at_source", "only_at_target", "unchecked", "removed")
+COUNTS = ("source", "target", "equal", "differing", "only_at_source", "only_at_target", "unchecked", "removed_at_source")
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Reconciliation:
     only_at_source: int = 0  # planned, failed, skipped, or copied but gone from the target
     only_at_target: int = 0  # listed at the target, unknown to the ledger
     unchecked: int = 0  # copied but not re-read (outside the sample, or the target did not answer)
-    removed: int = 0  # deleted at the source after they were copied; kept at the target
+    removed_at_source: int = 0  # deleted at the source after they were copied; kept at the target
     note: str = ""  # why the target could not be listed
 
     @property
@@ -49,8 +49,8 @@ def count_container(container_id: int, states: Counter, missing: int, listed: se
     Containers merged into one target folder share its listing: `other_keys` are the keys the other
     containers of that folder own, so they count neither here nor as unknown to the ledger."""
     result = Reconciliation(container_id)
-    result.removed = states[ItemState.REMOVED]
-    result.source = sum(states.values()) - result.removed
+    result.removed_at_source = states[ItemState.REMOVED]
+    result.source = sum(states.values()) - result.removed_at_source
     result.equal = states[ItemState.VERIFIED]
     result.differing = states[ItemState.MISMATCH] - missing
     result.only_at_source = states[ItemState.PLANNED] + states[ItemState.FAILED] + states[ItemState.SKIPPED] + missing

@@ -13,7 +13,7 @@ from migrator.report_charts import STATE_COLOURS, cause_bars, stacked_bars
 
 CSS = """
 body { font-family: sans-serif; font-size: 13px; color: #212121; margin: 24px; }
-h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 28px 0 8px; border-bottom: 1px solid #cfd8dc; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 28px 0 8px; border-bottom: 1px solid #cfd8dc; } h3 { font-size: 13px; margin: 14px 0 4px; }
 .meta { color: #546e7a; margin-bottom: 16px; } code { font-size: 12px; word-break: break-all; }
 .tiles { display: flex; flex-wrap: wrap; gap: 10px; }
 .tile { border: 1px solid #cfd8dc; border-radius: 4px; padding: 8px 12px; min-width: 110px; }
@@ -56,7 +56,7 @@ def to_html(report: dict[str, Any]) -> str:
         _causes_table(report["causes"]),
         "<h2>Department, user and workload</h2>",
         _breakdown(departments, totals),
-        "<h2>Verification per container</h2>",
+        "<h2>Verification per container (times in UTC)</h2>",
         _reconciliation(report),
         "<h2>Items that did not move or did not verify</h2>",
         _problems(report["problems"], report["filters"]["include_titles"]),
@@ -127,7 +127,7 @@ def _reconciliation(report: dict[str, Any]) -> str:
     if not v["containers"]:
         return "<p>No verification has been recorded for these containers: run <code>migrator verify</code>.</p>"
     head = ["user", "workload", "container", "at source", "at target", "equal", "differing", "only at source", "only at target", "not re-read", "removed at source", "verified at"]
-    rows = []
+    rows, disagreeing = [], []
     for d in report["departments"]:
         for u in d["users"]:
             for w in u["workloads"]:
@@ -138,11 +138,19 @@ def _reconciliation(report: dict[str, Any]) -> str:
                         continue
                     target = f["target"] if f["target"] is not None else f.get("note") or "not listed"
                     disagrees = f["differing"] or f["only_at_source"] or f["only_at_target"] or f.get("note")
-                    rows.append(_row([u["upn"], w["workload"], c["path"], f["source"], target, *(f[k] for k in COUNTS[2:]), f["at"]],
-                                     left=3, css="warn" if disagrees else ""))
+                    row = _row([u["upn"], w["workload"], c["path"], f["source"], target, *(f[k] for k in COUNTS[2:]), _when(f["at"])],
+                               left=3, css="warn" if disagrees else "")
+                    rows.append(row)
+                    if disagrees:
+                        disagreeing.append(row)
     s = v["totals"]
     rows.append(_row(["all", "", f"{v['containers']} containers, {v['disagreeing']} disagree", *(s[k] for k in COUNTS), ""], left=3, css="dept"))
-    return _table(head, rows, left=3)
+    where = "<h3>Where source and target disagree</h3>" + _table(head, disagreeing, left=3) if disagreeing else "<p>Source and target agree in every container.</p>"
+    return where + "<h3>Every container</h3>" + _table(head, rows, left=3)
+
+
+def _when(iso: str) -> str:
+    return iso[:19].replace("T", " ")
 
 
 def _causes_table(causes: list[dict[str, Any]]) -> str:

@@ -104,7 +104,9 @@ def test_every_field_of_the_report_schema_is_documented(audited):
     report = json.loads(audited.outputs["report.titles.json"])
     fields = set(report) | set(report["chain"]) | set(report["filters"]) | set(report["verification"]) | set(report["runs"][0])
     fields |= set(report["departments"][0]["users"][0]["workloads"][0]["containers"][0]) | set(report["problems"][0])
+    fields |= set(report["departments"][0]["users"][0]["workloads"][0]["containers"][0]["reconciliation"])
     fields |= set(CSV_FIELDS) | set(report["verification"]["totals"])
+    assert len(set(CSV_FIELDS)) == len(CSV_FIELDS), "CSV column names are unique"
     missing = sorted(f for f in fields if f"`{f}`" not in section)
     assert missing == [], f"README's report schema does not describe {missing}"
 
