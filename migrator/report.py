@@ -68,6 +68,15 @@ def build_report(ledger: Ledger, department: str | None = None, upns: list[str] 
         row = rows.setdefault((dept, upn, workload), {"department": dept, "upn": upn, "workload": workload, **_counts()})
         for level in (d, u, w, row, by_workload.setdefault(workload, {"workload": workload, **_counts()}), totals):
             _add(level, entry)
+    timing = copy_timing(ledger, place, ledger.item_containers(upns, workloads, department))
+    for key, level in ((("all",), totals), *((("department", k), v) for k, v in tree.items()),
+                       *((("workload", k), v) for k, v in by_workload.items()), *((("row", *k), v) for k, v in rows.items())):
+        level.update(timing.get(key, NO_COPIES))
+    for d in tree.values():
+        for u in d["users"].values():
+            u.update(timing.get(("user", d["department"], u["upn"]), NO_COPIES))
+            for w in u["workloads"].values():
+                w.update(timing.get(("row", d["department"], u["upn"], w["workload"]), NO_COPIES))
     departments = [
         {**{k: v for k, v in d.items() if k != "users"},
          "users": [{**{k: v for k, v in u.items() if k != "workloads"}, "workloads": list(u["workloads"].values())} for u in d["users"].values()]}
@@ -90,6 +99,33 @@ def build_report(ledger: Ledger, department: str | None = None, upns: list[str] 
         "causes": [{"state": s, "reason": r, "items": n} for (s, r), n in causes.most_common()],
         "problems": problems,
     }
+
+
+NO_COPIES = {"copy_seconds": 0.0, "bytes_per_second": None}
+
+
+def copy_timing(ledger: Ledger, place: dict[int, tuple[str, str, str]], item_containers: dict[int, int]) -> dict[tuple, dict[str, Any]]:
+    """Time spent copying at every level of the breakdown: in each run, from the level's first to its
+    last copied item (item.copied events), summed over runs; and the bytes copied per second of it."""
+    spans: dict[tuple, dict[int | None, list]] = {}
+    for event in ledger.events_of(["item.copied"]):
+        container_id = item_containers.get(int(event.subject.removeprefix("item ")))
+        if container_id not in place:
+            continue
+        dept, upn, workload = place[container_id]
+        nbytes = int(json.loads(event.detail).get("bytes") or 0)
+        for key in (("all",), ("department", dept), ("user", dept, upn), ("row", dept, upn, workload), ("workload", workload)):
+            span = spans.setdefault(key, {}).get(event.run_id)
+            if span is None:
+                spans[key][event.run_id] = [event.at, event.at, nbytes]
+            else:
+                span[0], span[1], span[2] = min(span[0], event.at), max(span[1], event.at), span[2] + nbytes
+    timing = {}
+    for key, runs in spans.items():
+        seconds = sum((last - first).total_seconds() for first, last, _ in runs.values())
+        nbytes = sum(b for _, _, b in runs.values())
+        timing[key] = {"copy_seconds": round(seconds, 3), "bytes_per_second": round(nbytes / seconds) if seconds else None}
+    return timing
 
 
 def latest_reconciliations(ledger: Ledger) -> dict[int, dict[str, Any]]:

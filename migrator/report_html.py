@@ -106,11 +106,13 @@ def _row(values: list[Any], left: int = 1, css: str = "") -> str:
 
 
 def _counts(entry: dict[str, Any]) -> list[Any]:
-    return [entry["items"], *(entry[s] for s in STATES), human_bytes(entry["bytes_moved"])]
+    rate = entry["bytes_per_second"]
+    return [entry["items"], *(entry[s] for s in STATES), human_bytes(entry["bytes_moved"]), f"{entry['copy_seconds']:,.1f} s",
+            f"{human_bytes(rate)}/s" if rate else "-"]
 
 
 def _breakdown(departments: list[dict[str, Any]], totals: dict[str, Any]) -> str:
-    head = ["department / user / workload", "items", *STATES, "moved"]
+    head = ["department / user / workload", "items", *STATES, "moved", "copy time", "throughput"]
     rows = []
     for d in departments:
         rows.append(_row([d["department"] or "(no department)", *_counts(d)], css="dept"))

@@ -173,10 +173,19 @@ class Queries:
                 stmt = stmt.where(Scope.department == department)
             return s.execute(scope_filter(stmt, upns, workloads)).all()
 
-    def events_of(self, kinds: list[str]) -> list[Event]:
-        """Audit events of these kinds, oldest first."""
+    def item_containers(self, upns: list[str] | None = None, workloads: list[str] | None = None, department: str | None = None) -> dict[int, int]:
+        """Item id -> container id, for the items of the selected scopes."""
         with Session(self.engine) as s:
-            return list(s.scalars(select(Event).where(Event.kind.in_(kinds)).order_by(Event.id)))
+            stmt = select(Item.id, Item.container_id).join(Container, Item.container_id == Container.id).join(Scope, Container.scope_id == Scope.id)
+            if department is not None:
+                stmt = stmt.where(Scope.department == department)
+            return dict(s.execute(scope_filter(stmt, upns, workloads)).all())
+
+    def events_of(self, kinds: list[str]):
+        """Rows (id, at, run_id, kind, subject, detail) of the audit events of these kinds, oldest first."""
+        with Session(self.engine) as s:
+            stmt = select(Event.id, Event.at, Event.run_id, Event.kind, Event.subject, Event.detail).where(Event.kind.in_(kinds)).order_by(Event.id)
+            return s.execute(stmt).all()
 
     def runs(self, limit: int | None = 10) -> list[Run]:
         """The latest runs, newest first; all of them when `limit` is None."""

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import pytest
 
-from migrator.report import CSV_FIELDS, STATES
+from migrator.report import COUNT_FIELDS, CSV_FIELDS, STATES
 from migrator.report_charts import STATE_COLOURS
 from tests.chromium import print_to_pdf, screenshot
 from tests.graph.audited import WORKLOADS, Audited, produce
@@ -62,7 +62,7 @@ def test_json_report_breaks_down_department_user_workload_container(audited):
     assert [w["workload"] for w in report["by_workload"]] == sorted(WORKLOADS)
     totals = report["totals"]
     assert totals["items"] == sum(totals[s] for s in STATES) and totals["failed"] == 2 and totals["mismatch"] == 2
-    for key in totals:
+    for key in COUNT_FIELDS:
         assert sum(d[key] for d in report["departments"]) == totals[key]
         for d in report["departments"]:
             assert sum(u[key] for u in d["users"]) == d[key]
@@ -82,6 +82,11 @@ def test_json_report_breaks_down_department_user_workload_container(audited):
     copying = [r for r in report["runs"] if r["items_copied"]]
     assert len(copying) == 1 and copying[0]["items_copied"] == totals["items"] - 2
     assert copying[0]["bytes_copied"] > 0 and copying[0]["seconds"] > 0 and copying[0]["bytes_per_second"] > 0
+    assert 0 < totals["copy_seconds"] <= copying[0]["seconds"] and totals["bytes_per_second"] > 0
+    for d in report["departments"]:
+        assert 0 < d["copy_seconds"] <= totals["copy_seconds"] and d["bytes_per_second"] > 0
+        for u in d["users"]:
+            assert 0 < u["copy_seconds"] <= d["copy_seconds"] and all(w["copy_seconds"] <= u["copy_seconds"] for w in u["workloads"])
     head = report["chain"]["head"]
     assert report["chain"]["intact"] and f"head {head}" in audited.outputs["audit"]
 
