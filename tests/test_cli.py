@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from migrator import __version__
+from migrator.report_charts import STATE_COLOURS
 
 
 def migrator(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -74,6 +75,9 @@ def test_plan_records_items_without_copying(tmp_path):
     assert out.returncode == 0 and "chat      planned: 8 new" in out.stdout
     status = migrator("status", cwd=tmp_path)
     assert "planned" in status.stdout and "run 1: plan" in status.stdout
+    page = migrator("report", "--format", "html", cwd=tmp_path)
+    assert page.returncode == 0 and "No verification has been recorded" in page.stdout
+    assert f'fill="{STATE_COLOURS["planned"]}"><title>Finance: 8 planned</title>' in page.stdout, "the chart shows what is still planned"
 
 
 def test_status_shows_the_ledger_and_runs(migrated):
