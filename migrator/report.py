@@ -171,13 +171,26 @@ def run_figures(ledger: Ledger) -> list[dict[str, Any]]:
 
 def _problems(ledger: Ledger, department, upns, workloads, include_titles: bool) -> list[dict[str, Any]]:
     problems = []
-    for d, u, w, container_id, path, item_id, source_id, kind, name, size, state, reason, attempts in ledger.problem_items(upns, workloads, department):
+    for d, u, w, container_id, path, item_id, source_id, kind, name, size, state, reason, attempts, dest_key in ledger.problem_items(upns, workloads, department):
+        reason = reason or ""
         entry = {"department": d, "upn": u, "workload": w, "container_id": container_id, "container": "/".join(decode_path(path or "[]")),
-                 "item_id": item_id, "source_id": source_id, "kind": kind, "size": size, "state": state, "reason": reason or "", "attempts": attempts}
+                 "item_id": item_id, "source_id": source_id, "kind": kind, "size": size, "state": state,
+                 "reason": reason if include_titles else without_titles(reason, name or "", dest_key or ""), "attempts": attempts}
         if include_titles:
             entry["title"] = name
         problems.append(entry)
     return problems
+
+
+HIDDEN = "[title]"
+
+
+def without_titles(reason: str, name: str, dest_key: str) -> str:
+    """A reason with the item's own name taken out: a server's refusal often quotes the file's path."""
+    names = {name, name.rsplit("/", 1)[-1], dest_key, dest_key.rsplit("/", 1)[-1]}
+    for text in sorted((n for n in names if len(n) >= 3), key=len, reverse=True):
+        reason = reason.replace(text, HIDDEN)
+    return reason
 
 
 def _iso(moment: dt.datetime) -> str:

@@ -60,7 +60,7 @@ def to_html(report: dict[str, Any]) -> str:
         _reconciliation(report),
         "<h2>Items that did not move or did not verify</h2>",
         _problems(report["problems"], report["filters"]["include_titles"]),
-        "<h2>Runs</h2>",
+        "<h2>Runs (times in UTC)</h2>",
         _runs(report["runs"]),
         f'<p class="meta">Match this report to its ledger: <code>migrator audit --expect-head {escape(chain["head"])}</code></p>',
         "</body></html>",
@@ -95,13 +95,18 @@ def _tiles(report: dict[str, Any]) -> str:
     return f'<div class="tiles">{cells}</div>'
 
 
-def _table(head: list[str], rows: list[str], left: int = 1) -> str:
-    cells = "".join(f'<th class="{"l" if i < left else ""}">{escape(h)}</th>' for i, h in enumerate(head))
+def _is_left(i: int, left: int | set[int]) -> bool:
+    """Text columns align left: the first `left` columns, or those named by index."""
+    return i in left if isinstance(left, set) else i < left
+
+
+def _table(head: list[str], rows: list[str], left: int | set[int] = 1) -> str:
+    cells = "".join(f'<th class="{"l" if _is_left(i, left) else ""}">{escape(h)}</th>' for i, h in enumerate(head))
     return f"<table><thead><tr>{cells}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _row(values: list[Any], left: int = 1, css: str = "") -> str:
-    cells = "".join(f'<td class="{"l" if i < left else ""}">{escape("" if v is None else str(v))}</td>' for i, v in enumerate(values))
+def _row(values: list[Any], left: int | set[int] = 1, css: str = "") -> str:
+    cells = "".join(f'<td class="{"l" if _is_left(i, left) else ""}">{escape("" if v is None else str(v))}</td>' for i, v in enumerate(values))
     return f'<tr class="{css}">{cells}</tr>'
 
 
@@ -165,17 +170,19 @@ def _problems(problems: list[dict[str, Any]], include_titles: bool) -> str:
     if not problems:
         return "<p>None.</p>"
     head = ["user", "workload", "container", "item", "source id", "kind", "size", "state", "reason", "attempts"] + (["title"] if include_titles else [])
+    text = {0, 1, 2, 4, 5, 7, 8, 10}
     rows = [
         _row([p["upn"], p["workload"], p["container"], p["item_id"], p["source_id"], p["kind"], p["size"], p["state"], p["reason"], p["attempts"]]
-             + ([p["title"]] if include_titles else []), left=6)
+             + ([p["title"]] if include_titles else []), left=text)
         for p in problems
     ]
-    return _table(head, rows, left=6)
+    return _table(head, rows, left=text)
 
 
 def _runs(runs: list[dict[str, Any]]) -> str:
     head = ["run", "command", "status", "started", "finished", "seconds", "items copied", "bytes copied", "throughput"]
-    rows = [_row([r["run_id"], r["command"], r["status"], r["started_at"], r["finished_at"] or "-", r["seconds"], r["items_copied"],
-                  human_bytes(r["bytes_copied"]), f"{human_bytes(r['bytes_per_second'])}/s" if r["bytes_per_second"] else "-"], left=5)
+    text = {1, 2, 3, 4}
+    rows = [_row([r["run_id"], r["command"], r["status"], _when(r["started_at"]), _when(r["finished_at"]) if r["finished_at"] else "-", r["seconds"],
+                  r["items_copied"], human_bytes(r["bytes_copied"]), f"{human_bytes(r['bytes_per_second'])}/s" if r["bytes_per_second"] else "-"], left=text)
             for r in runs]
-    return _table(head, rows, left=5) if rows else "<p>No runs recorded.</p>"
+    return _table(head, rows, left=text) if rows else "<p>No runs recorded.</p>"

@@ -159,11 +159,11 @@ class Queries:
 
     def problem_items(self, upns: list[str] | None = None, workloads: list[str] | None = None, department: str | None = None):
         """Rows of (department, upn, workload, container id, container source path, item id, source id, kind,
-        name, size, state, reason, attempts) for every item that did not move or did not verify."""
+        name, size, state, reason, attempts, dest key) for every item that did not move or did not verify."""
         with Session(self.engine) as s:
             stmt = (
                 select(Scope.department, Scope.upn, Scope.workload, Container.id, Container.source_path, Item.id, Item.source_id,
-                       Item.kind, Item.name, Item.size, Item.state, Item.last_error, Item.attempts)
+                       Item.kind, Item.name, Item.size, Item.state, Item.last_error, Item.attempts, Item.dest_key)
                 .join(Container, Container.scope_id == Scope.id)
                 .join(Item, Item.container_id == Container.id)
                 .where(Item.state.in_([ItemState.FAILED, ItemState.SKIPPED, ItemState.MISMATCH, ItemState.REMOVED]))
