@@ -1,10 +1,14 @@
-"""Report privacy on a ledger whose failure reasons quote an item's own name, as servers do."""
+"""Report privacy on a ledger whose failure reasons quote an item's own name, as servers do; and the
+Chromium the HTML tests render with, which must fail loudly when it is missing."""
 
 from __future__ import annotations
+
+import pytest
 
 from migrator.report import build_report, to_csv, to_json
 from migrator.report_html import to_html
 from state.ledger import Ledger
+from tests.chromium import ChromiumError, screenshot
 
 NAME = "Projecten/Begroting 2027 vertrouwelijk.xlsx"
 
@@ -28,3 +32,11 @@ def test_reasons_lose_the_items_name_unless_titles_are_asked_for(tmp_path):
     assert shown["problems"][0]["title"] == NAME and NAME in shown["problems"][0]["reason"]
     assert "Begroting 2027 vertrouwelijk" in to_html(shown)
     ledger.close()
+
+
+def test_a_missing_chromium_fails_with_the_fix_rather_than_passing(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    page = tmp_path / "page.html"
+    page.write_text("<p>report</p>")
+    with pytest.raises(ChromiumError, match=r"not found: install it with `apt-get install -y chromium`"):
+        screenshot(page, tmp_path / "page.png", 200, 100)
