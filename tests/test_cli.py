@@ -171,6 +171,32 @@ def test_audit_with_the_reports_head_detects_removed_last_events(migrated, tmp_p
     assert out.returncode == 1 and "events were removed from the end" in out.stdout
 
 
+def test_audit_with_the_reports_head_detects_a_chain_rewritten_after_an_edit(migrated, tmp_path):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from state.chain import event_hash
+    from state.ledger import Ledger
+    from state.models import Event
+
+    work, _ = migrated
+    ledger = _copy_ledger(work, tmp_path)
+    url = f"sqlite:///{ledger}"
+    head = json.loads(migrator("report", "--format", "json", "--ledger", url, cwd=work).stdout)["chain"]["head"]
+    led = Ledger(url)
+    with Session(led.engine) as session, session.begin():  # an editor who knows the hash rule redoes every link
+        prev = session.get(Event, 39).hash
+        for event in session.scalars(select(Event).where(Event.id >= 40).order_by(Event.id)):
+            if event.id == 40:
+                event.detail = '{"bytes":1}'
+            event.prev_hash = prev
+            event.hash = prev = event_hash(event)
+    led.close()
+    assert migrator("audit", "--ledger", url, cwd=work).returncode == 0, "a consistent rewrite links"
+    out = migrator("audit", "--ledger", url, "--expect-head", head, cwd=work)
+    assert out.returncode == 1 and f"the report names {head[:16]}" in out.stdout
+
+
 def test_a_config_error_is_one_line_with_a_hint_and_exit_2(tmp_path):
     (tmp_path / "migrator.toml").write_text('[source]\nkind = "example"\n[run]\nconcurency = 3\n')
     out = migrator("run", cwd=tmp_path)
