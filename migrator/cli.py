@@ -103,7 +103,7 @@ def _print_result(result: JobResult, dry_run: bool = False, plan_shown: bool = F
         console.print(f"verified {v['verified']}, mismatched {v['mismatch']}" + (f", unreachable {v['unreachable']}" if v["unreachable"] else "")
                       + (f", not in the sample {v['not_sampled']}" if v["not_sampled"] else ""))
         for where, count in result.verify.target_only.items():
-            console.print(f"[yellow]{count} items only at the target[/yellow] in {where}")
+            console.print(f"[yellow]{count} items only at the target[/yellow] in {escape(where)}")
         if result.verify.reconciled.containers:
             print_reconciliation(result.verify.reconciled, console)
     if result.failed:

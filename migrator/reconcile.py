@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+from rich.markup import escape
+
 from migrator.contracts import Sink
 from migrator.errors import ItemError, TransientError
 from state.ledger import Ledger
@@ -132,6 +134,6 @@ def print_reconciliation(totals: ReconcileTotals, console, limit: int = 20) -> N
     disagreeing = totals.disagreements()
     for where, f in disagreeing[:limit]:
         parts = [f"{n} {label}" for n, label in ((f.differing, "differing"), (f.only_at_source, "only at source"), (f.only_at_target, "only at target")) if n]
-        console.print(f"  [yellow]{where}[/yellow]: " + ", ".join(parts + ([f.note] if f.note else [])), highlight=False)
+        console.print(f"  [yellow]{escape(where)}[/yellow]: " + escape(", ".join(parts + ([f.note] if f.note else []))), highlight=False)
     if len(disagreeing) > limit:
         console.print(f"  ... and {len(disagreeing) - limit} more containers: `migrator report` lists them all")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from migrator.progress import human_bytes
@@ -17,7 +18,7 @@ def print_table(report: dict[str, Any], console: Console, title: str = "Migratio
     for column in ("department", "user", "workload", "items", "verified", "copied", "failed", "skipped", "mismatch", "removed", "planned", "moved"):
         table.add_column(column, justify="right" if column not in ("department", "user", "workload") else "left")
     for row in report["rows"]:
-        table.add_row(row["department"], row["upn"], row["workload"], *_counts(row))
+        table.add_row(escape(row["department"]), escape(row["upn"]), row["workload"], *_counts(row))
     table.add_section()
     table.add_row("all", "", "", *_counts(report["totals"]))
     console.print(table)
@@ -36,11 +37,25 @@ def print_table(report: dict[str, Any], console: Console, title: str = "Migratio
         causes.add_column("reason")
         causes.add_column("items", justify="right")
         for cause in report["causes"]:
-            causes.add_row(cause["state"], cause["reason"], str(cause["items"]))
+            causes.add_row(cause["state"], escape(cause["reason"]), str(cause["items"]))
         console.print(causes)
+    if report["problems"]:
+        _print_problems(report["problems"], report["filters"]["include_titles"], console)
     chain = report["chain"]
     state = "intact" if chain["intact"] else "BROKEN (run `migrator audit`)"
     console.print(f"Audit chain: {chain['events']} events, {state}, head {chain['head']}")
+
+
+def _print_problems(problems: list[dict[str, Any]], include_titles: bool, console: Console, limit: int = 50) -> None:
+    table = Table(title="Items that did not move or did not verify", title_justify="left")
+    for column in ("user", "workload", "container", "item", "size", "state", "reason", *(["title"] if include_titles else [])):
+        table.add_column(column, justify="right" if column in ("item", "size") else "left")
+    for p in problems[:limit]:
+        table.add_row(escape(p["upn"]), p["workload"], escape(p["container"]), str(p["item_id"]), "" if p["size"] is None else human_bytes(p["size"]),
+                      p["state"], escape(p["reason"]), *([escape(p["title"])] if include_titles else []))
+    console.print(table)
+    if len(problems) > limit:
+        console.print(f"... and {len(problems) - limit} more: --format json, csv or html lists them all")
 
 
 def _counts(row: dict[str, Any]) -> list[str]:

@@ -4,13 +4,22 @@ with folders merged from several source containers and targets that cannot be li
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections import Counter
+
+from rich.console import Console
 
 from connectors.memory import MemorySink
 from migrator.errors import ItemError
 from migrator.model import Capabilities, Payload, Target
-from migrator.reconcile import count_container, reconcile
+from migrator.reconcile import (
+    ReconcileTotals,
+    Reconciliation,
+    count_container,
+    print_reconciliation,
+    reconcile,
+)
 from state.ledger import Ledger
 
 OWNER, INBOX = "anna", ("INBOX",)
@@ -81,3 +90,14 @@ def test_a_target_that_cannot_be_listed_is_said_so_not_counted_as_empty(tmp_path
     unlisted = asyncio.run(reconcile(ledger, run_id, {"mail": blind}, None, None))
     assert all(f.target is None and f.note == "" for _, f in unlisted.containers)
     ledger.close()
+
+
+def test_the_summary_names_disagreeing_containers_verbatim_even_with_brackets():
+    totals = ReconcileTotals([("anna:Chats/Bram [a1b2]", Reconciliation(1, source=2, target=3, equal=2, only_at_target=1)),
+                              ("anna:INBOX", Reconciliation(2, source=4, target=4, equal=4))])
+    console = Console(file=io.StringIO(), width=300)
+    print_reconciliation(totals, console)
+    assert console.file.getvalue().splitlines() == [
+        "reconciled 2 containers: 6 items at source, 7 at target; 6 equal, 0 differing, 0 only at source, 1 only at target",
+        "  anna:Chats/Bram [a1b2]: 1 only at target",
+    ]

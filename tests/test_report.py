@@ -3,10 +3,14 @@ Chromium the HTML tests render with, which must fail loudly when it is missing."
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from rich.console import Console
 
 from migrator.report import build_report, to_csv, to_json
 from migrator.report_html import to_html
+from migrator.report_table import print_table
 from state.ledger import Ledger
 from tests.chromium import ChromiumError, screenshot
 
@@ -31,6 +35,9 @@ def test_reasons_lose_the_items_name_unless_titles_are_asked_for(tmp_path):
     shown = build_report(ledger, include_titles=True)
     assert shown["problems"][0]["title"] == NAME and NAME in shown["problems"][0]["reason"]
     assert "Begroting 2027 vertrouwelijk" in to_html(shown)
+    console = Console(file=io.StringIO(), width=400)
+    print_table(hidden, console)
+    assert "the target refused [title]: 507 Insufficient Storage" in console.file.getvalue(), "reasons are not read as markup"
     ledger.close()
 
 
