@@ -26,6 +26,7 @@ tr.dept td { font-weight: bold; background: #f5f7f8; } tr.user td.l:first-child 
 tr.load td.l:first-child { padding-left: 34px; } tr.warn td { background: #fff8e1; }
 .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; }
 svg.chart { display: block; max-width: 100%; height: auto; margin: 8px 0 16px; }
+@page { size: A4 landscape; margin: 12mm; }
 @media print {
   body { margin: 0; font-size: 10px; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
