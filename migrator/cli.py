@@ -201,7 +201,7 @@ def verify(
 def status(config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, department: DepartmentOpt = None) -> None:
     """Show the ledger per department, user and workload, and the latest runs."""
     led = _ledger_for_reading(config, ledger)
-    print_table(build_report(led, department=department), console, title="Ledger status")
+    print_table(build_report(led, department=department), console, title="Ledger status", list_items=False)
     for r in led.runs(5):
         end = r.finished_at.strftime("%Y-%m-%d %H:%M:%S") if r.finished_at else "-"
         console.print(f"run {r.id}: {r.command:<7} {r.status:<24} started {r.started_at:%Y-%m-%d %H:%M:%S}, finished {end}")

@@ -13,7 +13,7 @@ from migrator.progress import human_bytes
 from migrator.report import copy_throughput
 
 
-def print_table(report: dict[str, Any], console: Console, title: str = "Migration report") -> None:
+def print_table(report: dict[str, Any], console: Console, title: str = "Migration report", list_items: bool = True) -> None:
     table = Table(title=title, title_justify="left")
     for column in ("department", "user", "workload", "items", "verified", "copied", "failed", "skipped", "mismatch", "removed", "planned", "moved"):
         table.add_column(column, justify="right" if column not in ("department", "user", "workload") else "left")
@@ -39,7 +39,7 @@ def print_table(report: dict[str, Any], console: Console, title: str = "Migratio
         for cause in report["causes"]:
             causes.add_row(cause["state"], escape(cause["reason"]), str(cause["items"]))
         console.print(causes)
-    if report["problems"]:
+    if list_items and report["problems"]:
         _print_problems(report["problems"], report["filters"]["include_titles"], console)
     chain = report["chain"]
     state = "intact" if chain["intact"] else "BROKEN (run `migrator audit`)"
