@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test bench clean debs
 
 # Debian packages the test suite needs; installed only when missing.
-DEB_PACKAGES := dovecot-imapd
+DEB_PACKAGES := dovecot-imapd chromium
 # Only the benchmarks compare against rclone.
 BENCH_DEB_PACKAGES := rclone
 

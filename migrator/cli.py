@@ -22,7 +22,10 @@ from migrator.config import Config, load_config
 from migrator.errors import ConfigError, MigratorError, UsageError
 from migrator.job import STAGES, Job, JobResult, Selection
 from migrator.progress import RichProgress, plan_lines
-from migrator.report import build_report, print_table, to_csv, to_json
+from migrator.reconcile import print_reconciliation
+from migrator.report import build_report, to_csv, to_json
+from migrator.report_html import to_html
+from migrator.report_table import print_table
 from migrator.template import CONFIG_TEMPLATE
 from state.ledger import Ledger
 
@@ -100,7 +103,9 @@ def _print_result(result: JobResult, dry_run: bool = False, plan_shown: bool = F
         console.print(f"verified {v['verified']}, mismatched {v['mismatch']}" + (f", unreachable {v['unreachable']}" if v["unreachable"] else "")
                       + (f", not in the sample {v['not_sampled']}" if v["not_sampled"] else ""))
         for where, count in result.verify.target_only.items():
-            console.print(f"[yellow]{count} items only at the target[/yellow] in {where}")
+            console.print(f"[yellow]{count} items only at the target[/yellow] in {escape(where)}")
+        if result.verify.reconciled.containers:
+            print_reconciliation(result.verify.reconciled, console)
     if result.failed:
         console.print(f"[red]{result.failed} items failed[/red]: `migrator report` lists them with their reasons; rerun to retry")
 
@@ -196,7 +201,7 @@ def verify(
 def status(config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, department: DepartmentOpt = None) -> None:
     """Show the ledger per department, user and workload, and the latest runs."""
     led = _ledger_for_reading(config, ledger)
-    print_table(build_report(led, department=department), console, title="Ledger status")
+    print_table(build_report(led, department=department), console, title="Ledger status", list_items=False)
     for r in led.runs(5):
         end = r.finished_at.strftime("%Y-%m-%d %H:%M:%S") if r.finished_at else "-"
         console.print(f"run {r.id}: {r.command:<7} {r.status:<24} started {r.started_at:%Y-%m-%d %H:%M:%S}, finished {end}")
@@ -207,18 +212,20 @@ def report(
     config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, department: DepartmentOpt = None,
     user: Annotated[list[str] | None, typer.Option("--user", help="Only this user (UPN); repeat for several.")] = None,
     workload: WorkloadOpt = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    format: Annotated[str, typer.Option("--format", "-f", help="table, json, csv or html.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of the terminal.")] = None,
+    include_titles: Annotated[bool, typer.Option("--include-titles", help="Also show subjects, file names and message texts of items that did not move.")] = False,
 ) -> None:
     """Totals and breakdowns with the reasons items did not move."""
-    if format not in ("table", "json", "csv"):
-        raise UsageError(f"--format {format!r} is not known", hint="use table, json or csv")
-    data = build_report(_ledger_for_reading(config, ledger), department=department, upns=user, workloads=workload)
+    writers = {"json": to_json, "csv": to_csv, "html": to_html}
+    if format != "table" and format not in writers:
+        raise UsageError(f"--format {format!r} is not known", hint="use table, json, csv or html")
+    data = build_report(_ledger_for_reading(config, ledger), department=department, upns=user, workloads=workload, include_titles=include_titles)
     if format == "table":
         target = Console(file=output.open("w"), width=160) if output else console
         print_table(data, target)
     else:
-        text = to_json(data) if format == "json" else to_csv(data)
+        text = writers[format](data)
         if output:
             output.write_text(text)
         else:

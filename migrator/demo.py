@@ -13,7 +13,8 @@ from rich.rule import Rule
 from migrator.config import load_config
 from migrator.job import Job, Selection
 from migrator.progress import RichProgress
-from migrator.report import build_report, print_table
+from migrator.report import build_report
+from migrator.report_table import print_table
 from migrator.template import CONFIG_TEMPLATE
 
 

@@ -1,5 +1,10 @@
-"""Reports built from the ledger: per department, user and workload, with the reasons items did
-not move. JSON and CSV follow the documented schema `migrator-report/1` (see README)."""
+"""Reports built from the ledger: department -> user -> workload -> container, with bytes, run
+durations, the reasons items did not move, the latest reconciliation of each container and the audit
+chain head. JSON and CSV follow the documented schema `migrator-report/2` (see README).
+
+Privacy: items are named by ids, folder paths and sizes. The ledger's item name holds a message's or
+event's subject, a contact's name, a file's path or a chat message's text, so it appears only when
+the caller asks for titles."""
 
 from __future__ import annotations
 
@@ -10,47 +15,192 @@ import json
 from collections import Counter
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from migrator.progress import human_bytes
+from migrator.reconcile import COUNTS, EVENT_CONTAINER
 from state.ledger import Ledger
 from state.models import ItemState
+from state.queries import decode_path
 
-SCHEMA = "migrator-report/1"
+SCHEMA = "migrator-report/2"
 STATES = [s.value for s in ItemState]
 MOVED = (ItemState.COPIED, ItemState.VERIFIED)
-ROW_FIELDS = ["department", "upn", "workload", "items", *STATES, "bytes_moved"]
+COUNT_FIELDS = ["items", *STATES, "bytes_moved"]
+ROW_FIELDS = ["department", "upn", "workload", *COUNT_FIELDS]
+CSV_FIELDS = ["department", "upn", "workload", "container_id", "container", *COUNT_FIELDS, *COUNTS, "reconciled_at"]
 
 
-def build_report(ledger: Ledger, department: str | None = None, upns: list[str] | None = None, workloads: list[str] | None = None) -> dict[str, Any]:
+def _counts() -> dict[str, int]:
+    return {k: 0 for k in COUNT_FIELDS}
+
+
+def _add(into: dict[str, Any], other: dict[str, Any]) -> None:
+    for key in COUNT_FIELDS:
+        into[key] += other[key]
+
+
+def build_report(ledger: Ledger, department: str | None = None, upns: list[str] | None = None, workloads: list[str] | None = None,
+                 include_titles: bool = False) -> dict[str, Any]:
+    reconciled = latest_reconciliations(ledger)
+    containers: dict[int, dict[str, Any]] = {}
+    place: dict[int, tuple[str, str, str]] = {}
+    for dept, upn, workload, container_id, source_path, target_path, _owner, state, count, nbytes, _missing in ledger.container_states(upns, workloads, department):
+        entry = containers.get(container_id)
+        if entry is None:
+            entry = containers[container_id] = {
+                "container_id": container_id, "path": "/".join(decode_path(source_path or "[]")), "target_path": "/".join(decode_path(target_path)),
+                **_counts(), "reconciliation": reconciled.get(container_id),
+            }
+            place[container_id] = (dept, upn, workload)
+        if state is not None:
+            entry[state] += count
+            entry["items"] += count
+            if state in MOVED:
+                entry["bytes_moved"] += int(nbytes)
+    tree: dict[str, dict[str, Any]] = {}
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for dept, upn, workload, state, count, nbytes in ledger.state_counts(upns, workloads, department):
-        row = rows.setdefault((dept, upn, workload), {"department": dept, "upn": upn, "workload": workload, "items": 0, **{s: 0 for s in STATES}, "bytes_moved": 0})
-        row[state] += count
-        row["items"] += count
-        if state in MOVED:
-            row["bytes_moved"] += int(nbytes)
-    problems = [
-        {"department": d, "upn": u, "workload": w, "container": c, "item": n, "state": s, "reason": r or "", "attempts": a}
-        for d, u, w, c, n, s, r, a in ledger.problems(upns, workloads, department)
+    by_workload: dict[str, dict[str, Any]] = {}
+    totals = _counts()
+    for container_id, entry in containers.items():
+        dept, upn, workload = place[container_id]
+        d = tree.setdefault(dept, {"department": dept, **_counts(), "users": {}})
+        u = d["users"].setdefault(upn, {"upn": upn, **_counts(), "workloads": {}})
+        w = u["workloads"].setdefault(workload, {"workload": workload, **_counts(), "containers": []})
+        w["containers"].append(entry)
+        row = rows.setdefault((dept, upn, workload), {"department": dept, "upn": upn, "workload": workload, **_counts()})
+        for level in (d, u, w, row, by_workload.setdefault(workload, {"workload": workload, **_counts()}), totals):
+            _add(level, entry)
+    timing = copy_timing(ledger, place, ledger.item_containers(upns, workloads, department))
+    for key, level in ((("all",), totals), *((("department", k), v) for k, v in tree.items()),
+                       *((("workload", k), v) for k, v in by_workload.items()), *((("row", *k), v) for k, v in rows.items())):
+        level.update(timing.get(key, NO_COPIES))
+    for d in tree.values():
+        for u in d["users"].values():
+            u.update(timing.get(("user", d["department"], u["upn"]), NO_COPIES))
+            for w in u["workloads"].values():
+                w.update(timing.get(("row", d["department"], u["upn"], w["workload"]), NO_COPIES))
+    departments = [
+        {**{k: v for k, v in d.items() if k != "users"},
+         "users": [{**{k: v for k, v in u.items() if k != "workloads"}, "workloads": list(u["workloads"].values())} for u in d["users"].values()]}
+        for d in tree.values()
     ]
+    problems = _problems(ledger, department, upns, workloads, include_titles)
     causes = Counter((p["state"], p["reason"]) for p in problems)
     audit = ledger.audit()
-    totals = {"items": 0, **{s: 0 for s in STATES}, "bytes_moved": 0}
-    for row in rows.values():
-        for key in totals:
-            totals[key] += row[key]
     return {
         "schema": SCHEMA,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "filters": {"department": department, "users": upns, "workloads": workloads},
-        "chain": {"head": audit.head, "events": audit.events, "intact": audit.ok},
+        "filters": {"department": department, "users": upns, "workloads": workloads, "include_titles": include_titles},
+        "chain": {"head": audit.head, "events": audit.events, "intact": audit.ok, "problem": audit.problem},
         "totals": totals,
+        "by_workload": sorted(by_workload.values(), key=lambda w: w["workload"]),
         "rows": list(rows.values()),
+        "departments": departments,
+        "verification": _verification(containers.values()),
+        "runs": run_figures(ledger),
         "causes": [{"state": s, "reason": r, "items": n} for (s, r), n in causes.most_common()],
         "problems": problems,
     }
+
+
+NO_COPIES = {"copy_seconds": 0.0, "bytes_per_second": None}
+
+
+def copy_timing(ledger: Ledger, place: dict[int, tuple[str, str, str]], item_containers: dict[int, int]) -> dict[tuple, dict[str, Any]]:
+    """Time spent copying at every level of the breakdown: in each run, from the level's first to its
+    last copied item (item.copied events), summed over runs; and the bytes copied per second of it."""
+    spans: dict[tuple, dict[int | None, list]] = {}
+    for event in ledger.events_of(["item.copied"]):
+        container_id = item_containers.get(int(event.subject.removeprefix("item ")))
+        if container_id not in place:
+            continue
+        dept, upn, workload = place[container_id]
+        nbytes = int(json.loads(event.detail).get("bytes") or 0)
+        for key in (("all",), ("department", dept), ("user", dept, upn), ("row", dept, upn, workload), ("workload", workload)):
+            span = spans.setdefault(key, {}).get(event.run_id)
+            if span is None:
+                spans[key][event.run_id] = [event.at, event.at, nbytes]
+            else:
+                span[0], span[1], span[2] = min(span[0], event.at), max(span[1], event.at), span[2] + nbytes
+    timing = {}
+    for key, runs in spans.items():
+        seconds = sum((last - first).total_seconds() for first, last, _ in runs.values())
+        nbytes = sum(b for _, _, b in runs.values())
+        timing[key] = {"copy_seconds": round(seconds, 3), "bytes_per_second": round(nbytes / seconds) if seconds else None}
+    return timing
+
+
+def latest_reconciliations(ledger: Ledger) -> dict[int, dict[str, Any]]:
+    """The newest reconciliation event of each container, with when and by which run it was made."""
+    latest: dict[int, dict[str, Any]] = {}
+    for event in ledger.events_of([EVENT_CONTAINER]):
+        container_id = int(event.subject.removeprefix("container "))
+        latest[container_id] = {**{k: None for k in COUNTS}, **json.loads(event.detail), "at": _iso(event.at), "run_id": event.run_id}
+    return latest
+
+
+def _verification(containers) -> dict[str, Any]:
+    sums = {k: 0 for k in COUNTS}
+    checked = disagreeing = unlisted = 0
+    for entry in containers:
+        figures = entry["reconciliation"]
+        if figures is None:
+            continue
+        checked += 1
+        unlisted += figures["target"] is None
+        disagreeing += bool(figures["differing"] or figures["only_at_source"] or figures["only_at_target"] or figures.get("note"))
+        for key in COUNTS:
+            sums[key] += figures[key] or 0
+    return {"containers": checked, "disagreeing": disagreeing, "unlisted": unlisted, "totals": sums}
+
+
+def run_figures(ledger: Ledger) -> list[dict[str, Any]]:
+    """Each run's duration and what it copied, from the run rows and their run.finished events."""
+    finished = {e.run_id: json.loads(e.detail) for e in ledger.events_of(["run.finished"])}
+    figures = []
+    for run in sorted(ledger.runs(limit=None), key=lambda r: r.id):
+        copy = finished.get(run.id, {}).get("copy", {})
+        seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+        nbytes = int(copy.get("bytes", 0))
+        figures.append({
+            "run_id": run.id, "command": run.command, "status": run.status, "started_at": _iso(run.started_at),
+            "finished_at": _iso(run.finished_at) if run.finished_at else None, "seconds": round(seconds, 3) if seconds is not None else None,
+            "items_copied": int(copy.get("copied", 0)), "bytes_copied": nbytes,
+            "bytes_per_second": round(nbytes / seconds) if seconds and nbytes else None,
+        })
+    return figures
+
+
+def _problems(ledger: Ledger, department, upns, workloads, include_titles: bool) -> list[dict[str, Any]]:
+    problems = []
+    for d, u, w, container_id, path, item_id, source_id, kind, name, size, state, reason, attempts, dest_key in ledger.problem_items(upns, workloads, department):
+        reason = reason or ""
+        entry = {"department": d, "upn": u, "workload": w, "container_id": container_id, "container": "/".join(decode_path(path or "[]")),
+                 "item_id": item_id, "source_id": source_id, "kind": kind, "size": size, "state": state,
+                 "reason": reason if include_titles else without_titles(reason, name or "", dest_key or ""), "attempts": attempts}
+        if include_titles:
+            entry["title"] = name
+        problems.append(entry)
+    return problems
+
+
+HIDDEN = "[title]"
+
+
+def without_titles(reason: str, name: str, dest_key: str) -> str:
+    """A reason with the item's own name taken out: a server's refusal often quotes the file's path."""
+    names = {name, name.rsplit("/", 1)[-1], dest_key, dest_key.rsplit("/", 1)[-1]}
+    for text in sorted((n for n in names if len(n) >= 3), key=len, reverse=True):
+        reason = reason.replace(text, HIDDEN)
+    return reason
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.replace(tzinfo=dt.UTC).isoformat(timespec="seconds")
+
+
+def copy_throughput(report: dict[str, Any]) -> tuple[float, int]:
+    """Seconds spent in runs that copied, and the bytes they copied."""
+    runs = [r for r in report["runs"] if r["bytes_copied"] and r["seconds"]]
+    return sum(r["seconds"] for r in runs), sum(r["bytes_copied"] for r in runs)
 
 
 def to_json(report: dict[str, Any]) -> str:
@@ -58,40 +208,18 @@ def to_json(report: dict[str, Any]) -> str:
 
 
 def to_csv(report: dict[str, Any]) -> str:
+    """One line per container; the reconciliation columns are empty where none was made."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=ROW_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
-    for row in report["rows"]:
-        writer.writerow({k: row[k] for k in ROW_FIELDS})
+    for d in report["departments"]:
+        for u in d["users"]:
+            for w in u["workloads"]:
+                for c in w["containers"]:
+                    figures = c["reconciliation"] or {}
+                    writer.writerow({
+                        "department": d["department"], "upn": u["upn"], "workload": w["workload"], "container_id": c["container_id"],
+                        "container": c["path"], **{k: c[k] for k in COUNT_FIELDS},
+                        **{k: "" if figures.get(k) is None else figures[k] for k in COUNTS}, "reconciled_at": figures.get("at", ""),
+                    })
     return out.getvalue()
-
-
-def print_table(report: dict[str, Any], console: Console, title: str = "Migration report") -> None:
-    table = Table(title=title, title_justify="left")
-    for column in ("department", "user", "workload", "items", "verified", "copied", "failed", "skipped", "mismatch", "removed", "planned", "moved"):
-        table.add_column(column, justify="right" if column not in ("department", "user", "workload") else "left")
-    for row in report["rows"]:
-        table.add_row(
-            row["department"], row["upn"], row["workload"], str(row["items"]), str(row["verified"]), str(row["copied"]),
-            _red(row["failed"]), str(row["skipped"]), _red(row["mismatch"]), str(row["removed"]), str(row["planned"]), human_bytes(row["bytes_moved"]),
-        )
-    t = report["totals"]
-    table.add_section()
-    table.add_row("all", "", "", str(t["items"]), str(t["verified"]), str(t["copied"]), _red(t["failed"]), str(t["skipped"]),
-                  _red(t["mismatch"]), str(t["removed"]), str(t["planned"]), human_bytes(t["bytes_moved"]))
-    console.print(table)
-    if report["causes"]:
-        causes = Table(title="Why items did not move", title_justify="left")
-        causes.add_column("state")
-        causes.add_column("reason")
-        causes.add_column("items", justify="right")
-        for cause in report["causes"]:
-            causes.add_row(cause["state"], cause["reason"], str(cause["items"]))
-        console.print(causes)
-    chain = report["chain"]
-    state = "intact" if chain["intact"] else "BROKEN (run `migrator audit`)"
-    console.print(f"Audit chain: {chain['events']} events, {state}, head {chain['head']}")
-
-
-def _red(value: int) -> str:
-    return f"[red]{value}[/red]" if value else "0"

@@ -1,6 +1,6 @@
 """Verification re-reads the targets, never trusting the ledger alone: every copied item is looked
 up in its sink and compared by size and content hash; containers are listed for items that exist
-only at the target."""
+only at the target, and each container is reconciled (migrator.reconcile)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,22 @@ from dataclasses import dataclass, field
 from migrator.contracts import Sink, Source, WorkloadMapping
 from migrator.errors import ItemError, TransientError
 from migrator.model import Capabilities, Container, DestRef, ItemRef, User
+from migrator.reconcile import ReconcileTotals, reconcile
 from state.ledger import CopiedItem, Ledger
+from state.queries import MISSING_AT_TARGET
 
 
 @dataclass
 class VerifyTotals:
     outcomes: Counter = field(default_factory=Counter)  # verified, mismatch, missing
     target_only: dict[str, int] = field(default_factory=dict)  # "owner:path" -> count
+    reconciled: ReconcileTotals = field(default_factory=ReconcileTotals)
 
 
 def compare(item: CopiedItem, found, caps: Capabilities) -> str:
     """The problem with a stored item, or "" when it is what the ledger says was written."""
     if found is None:
-        return "missing at target"
+        return MISSING_AT_TARGET
     if item.size is not None and found.size is not None and found.size != item.size:
         return f"size differs: {found.size} bytes at target, {item.size} copied"
     if "sha256" in caps.hashes and item.content_hash and found.content_hash and found.content_hash != item.content_hash:
@@ -56,26 +59,21 @@ class Verifier:
 
     async def run(self, upns: list[str] | None, workloads: list[str] | None) -> VerifyTotals:
         after = 0
-        containers: dict[int, tuple[str, str, tuple[str, ...]]] = {}
         while batch := self.ledger.copied_items(upns, workloads, after_id=after):
             checked: list[tuple[int, str]] = []
             async with asyncio.TaskGroup() as group:
                 for item in batch:
                     if item.workload in self.sinks:
-                        containers[item.container_id] = (item.workload, item.target_owner, item.target_path)
                         if sampled(item.item_id, self.sample):
                             group.create_task(self._check(item, checked))
                         else:
                             self.totals.outcomes["not_sampled"] += 1
             self.ledger.record_verifications(self.run_id, checked)
             after = batch[-1].item_id
-        for container_id, (workload, owner, target_path) in containers.items():
-            sink = self.sinks[workload]
-            if sink.caps.listing:
-                path = target_path
-                extra = await sink.list_keys(owner, path) - self.ledger.dest_keys(container_id)
-                if extra:
-                    self.totals.target_only[f"{owner}:{'/'.join(target_path)}"] = len(extra)
+        self.totals.reconciled = await reconcile(self.ledger, self.run_id, self.sinks, upns, workloads)
+        for where, figures in self.totals.reconciled.containers:
+            if figures.only_at_target:
+                self.totals.target_only[where] = figures.only_at_target
         if self.totals.target_only:
             self.ledger.record_event(self.run_id, "verify.target_only", "containers", self.totals.target_only)
         return self.totals
@@ -111,7 +109,7 @@ class Verifier:
             self.totals.outcomes["unreachable"] += 1
             return f"could not re-read both sides: {exc}"
         self.totals.outcomes["deep_checked"] += 1
-        return mapping.verify(stored, fresh) if stored is not None else "missing at target"
+        return mapping.verify(stored, fresh) if stored is not None else MISSING_AT_TARGET
 
 
 def _dest_ref(item: CopiedItem) -> DestRef:

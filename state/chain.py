@@ -58,8 +58,7 @@ def audit_chain(session: Session, expect_head: str | None = None, batch: int = 5
         for event in rows:
             count += 1
             if event.prev_hash != prev_hash:
-                what = "a row before it was removed or altered" if event.id != prev_id + 1 else "its link to the previous row was altered"
-                return AuditResult(count, prev_hash, event.id, f"event {event.id}: {what}")
+                return AuditResult(count, prev_hash, event.id, f"event {event.id}: {_broken_link(session, event, prev_id)}")
             if event_hash(event) != event.hash:
                 return AuditResult(count, prev_hash, event.id, f"event {event.id}: its content no longer matches its hash")
             prev_hash, prev_id = event.hash, event.id
@@ -68,3 +67,13 @@ def audit_chain(session: Session, expect_head: str | None = None, batch: int = 5
     if expect_head is not None and expect_head != prev_hash:
         return AuditResult(count, prev_hash, prev_id, f"chain head is {prev_hash[:16]}…, the report names {expect_head[:16]}…: events were removed from the end or added")
     return AuditResult(count, prev_hash)
+
+
+def _broken_link(session: Session, event: Event, prev_id: int) -> str:
+    """Why an event does not follow the one before it: rows reordered, removed, or a link rewritten."""
+    predecessor = session.scalar(select(Event.id).where(Event.hash == event.prev_hash).limit(1))
+    if predecessor is not None and predecessor > event.id:
+        return f"rows were reordered: it follows event {predecessor}, which now comes after it"
+    if event.id != prev_id + 1:
+        return "a row before it was removed or altered"
+    return "its link to the previous row was altered"

@@ -169,6 +169,12 @@ class Ledger(ItemWrites, Queries):
         with self.transaction() as s:
             self._append(s, run_id, kind, subject, detail or {})
 
+    def record_events(self, run_id: int | None, events: list[tuple[str, str, dict]]) -> None:
+        """Several (kind, subject, detail) events in one transaction."""
+        with self.transaction() as s:
+            for kind, subject, detail in events:
+                self._append(s, run_id, kind, subject, detail)
+
     def audit(self, expect_head: str | None = None) -> AuditResult:
         with Session(self.engine) as s:
             return audit_chain(s, expect_head)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from state.models import Container, Item, ItemState, Run, Scope
+from state.models import Container, Event, Item, ItemState, Run, Scope
+
+# The verifier's words for a copied item its target no longer holds; reconciliation counts these
+# as items only at the source rather than as differing ones.
+MISSING_AT_TARGET = "missing at target"
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,60 @@ class Queries:
                 stmt = stmt.where(Scope.department == department)
             return s.execute(scope_filter(stmt, upns, workloads)).all()
 
-    def runs(self, limit: int = 10) -> list[Run]:
+    def container_states(self, upns: list[str] | None = None, workloads: list[str] | None = None, department: str | None = None,
+                         container_ids: list[int] | None = None):
+        """Rows of (department, upn, workload, container id, source path, target path, target owner, state,
+        items, bytes, missing at target) per container and state; a container without items has one
+        row with state None."""
+        missing = func.sum(case((Item.last_error == MISSING_AT_TARGET, 1), else_=0))
+        with Session(self.engine) as s:
+            stmt = (
+                select(Scope.department, Scope.upn, Scope.workload, Container.id, Container.source_path, Container.target_path,
+                       Scope.target_owner, Item.state, func.count(Item.id), func.coalesce(func.sum(Item.size), 0), func.coalesce(missing, 0))
+                .join(Container, Container.scope_id == Scope.id)
+                .outerjoin(Item, Item.container_id == Container.id)
+                .group_by(Scope.department, Scope.upn, Scope.workload, Container.id, Container.source_path, Container.target_path,
+                          Scope.target_owner, Item.state)
+                .order_by(Scope.department, Scope.upn, Scope.workload, Container.id)
+            )
+            if department is not None:
+                stmt = stmt.where(Scope.department == department)
+            if container_ids is not None:
+                stmt = stmt.where(Container.id.in_(container_ids))
+            return s.execute(scope_filter(stmt, upns, workloads)).all()
+
+    def problem_items(self, upns: list[str] | None = None, workloads: list[str] | None = None, department: str | None = None):
+        """Rows of (department, upn, workload, container id, container source path, item id, source id, kind,
+        name, size, state, reason, attempts, dest key) for every item that did not move or did not verify."""
+        with Session(self.engine) as s:
+            stmt = (
+                select(Scope.department, Scope.upn, Scope.workload, Container.id, Container.source_path, Item.id, Item.source_id,
+                       Item.kind, Item.name, Item.size, Item.state, Item.last_error, Item.attempts, Item.dest_key)
+                .join(Container, Container.scope_id == Scope.id)
+                .join(Item, Item.container_id == Container.id)
+                .where(Item.state.in_([ItemState.FAILED, ItemState.SKIPPED, ItemState.MISMATCH, ItemState.REMOVED]))
+                .order_by(Scope.department, Scope.upn, Scope.workload, Item.id)
+            )
+            if department is not None:
+                stmt = stmt.where(Scope.department == department)
+            return s.execute(scope_filter(stmt, upns, workloads)).all()
+
+    def item_containers(self, upns: list[str] | None = None, workloads: list[str] | None = None, department: str | None = None) -> dict[int, int]:
+        """Item id -> container id, for the items of the selected scopes."""
+        with Session(self.engine) as s:
+            stmt = select(Item.id, Item.container_id).join(Container, Item.container_id == Container.id).join(Scope, Container.scope_id == Scope.id)
+            if department is not None:
+                stmt = stmt.where(Scope.department == department)
+            return dict(s.execute(scope_filter(stmt, upns, workloads)).all())
+
+    def events_of(self, kinds: list[str]):
+        """Rows (id, at, run_id, kind, subject, detail) of the audit events of these kinds, oldest first."""
+        with Session(self.engine) as s:
+            stmt = select(Event.id, Event.at, Event.run_id, Event.kind, Event.subject, Event.detail).where(Event.kind.in_(kinds)).order_by(Event.id)
+            return s.execute(stmt).all()
+
+    def runs(self, limit: int | None = 10) -> list[Run]:
+        """The latest runs, newest first; all of them when `limit` is None."""
         with Session(self.engine) as s:
             return list(s.scalars(select(Run).order_by(Run.id.desc()).limit(limit)))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from migrator import __version__
+from migrator.report_charts import STATE_COLOURS
 
 
 def migrator(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -74,6 +75,9 @@ def test_plan_records_items_without_copying(tmp_path):
     assert out.returncode == 0 and "chat      planned: 8 new" in out.stdout
     status = migrator("status", cwd=tmp_path)
     assert "planned" in status.stdout and "run 1: plan" in status.stdout
+    page = migrator("report", "--format", "html", cwd=tmp_path)
+    assert page.returncode == 0 and "No verification has been recorded" in page.stdout
+    assert f'fill="{STATE_COLOURS["planned"]}"><title>Finance: 8 planned</title>' in page.stdout, "the chart shows what is still planned"
 
 
 def test_status_shows_the_ledger_and_runs(migrated):
@@ -104,16 +108,17 @@ def test_verify_rereads_the_target_and_finds_a_damaged_file(migrated, tmp_path):
 def test_report_in_every_format(migrated, tmp_path):
     work, _ = migrated
     data = json.loads(migrator("report", "--format", "json", cwd=work).stdout)
-    assert data["schema"] == "migrator-report/1"
+    assert data["schema"] == "migrator-report/2"
     assert data["totals"]["items"] == 65 and data["totals"]["failed"] == 1
     assert data["causes"] == [{"state": "failed", "reason": "the source returned an empty MIME body", "items": 1}]
     assert len(data["chain"]["head"]) == 64 and data["chain"]["intact"]
     rows = list(csv.DictReader(io.StringIO(migrator("report", "--format", "csv", cwd=work).stdout)))
     assert sum(int(r["items"]) for r in rows) == 65 and {r["workload"] for r in rows} == {"mail", "calendar", "contacts", "files", "chat"}
+    assert len({r["container_id"] for r in rows}) == len(rows), "one line per container"
     table = migrator("report", "--user", "anna.devries@example.org", "-o", str(tmp_path / "r.txt"), cwd=work)
     assert table.returncode == 0 and "daan" not in (tmp_path / "r.txt").read_text() and "anna.devries" in (tmp_path / "r.txt").read_text()
     bad = migrator("report", "--format", "pdf", cwd=work)
-    assert bad.returncode == 2 and "--format 'pdf' is not known" in bad.stderr
+    assert bad.returncode == 2 and "--format 'pdf' is not known" in bad.stderr and "use table, json, csv or html" in bad.stderr
 
 
 def _copy_ledger(work: Path, tmp_path: Path) -> Path:
@@ -133,6 +138,9 @@ def _copy_ledger(work: Path, tmp_path: Path) -> Path:
         ("update event set subject = 'item 999', hash = 'ff' || substr(hash, 3) where id = 40", "event 40: its content no longer matches its hash"),
         ("delete from event where id = 40", "event 41: a row before it was removed or altered"),
         ("update event set prev_hash = (select hash from event where id = 38) where id = 40", "event 40: its link to the previous row was altered"),
+        ("update event set id = -40 where id = 40; update event set id = 40 where id = 41; update event set id = 41 where id = -40",
+         "event 40: rows were reordered: it follows event 41, which now comes after it"),
+        ("update event set at = '2020-01-01 00:00:00.000000' where id = 40", "event 40: its content no longer matches its hash"),
     ],
 )
 def test_audit_names_the_first_altered_event(migrated, tmp_path, tamper, problem):
@@ -141,7 +149,7 @@ def test_audit_names_the_first_altered_event(migrated, tmp_path, tamper, problem
     url = f"sqlite:///{ledger}"
     assert migrator("audit", "--ledger", url, cwd=work).returncode == 0
     db = sqlite3.connect(ledger)
-    db.execute(tamper)
+    db.executescript(tamper)
     db.commit()
     db.close()
     out = migrator("audit", "--ledger", url, cwd=work)
@@ -161,6 +169,32 @@ def test_audit_with_the_reports_head_detects_removed_last_events(migrated, tmp_p
     assert migrator("audit", "--ledger", url, cwd=work).returncode == 0, "without the head the shortened chain still links"
     out = migrator("audit", "--ledger", url, "--expect-head", head, cwd=work)
     assert out.returncode == 1 and "events were removed from the end" in out.stdout
+
+
+def test_audit_with_the_reports_head_detects_a_chain_rewritten_after_an_edit(migrated, tmp_path):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from state.chain import event_hash
+    from state.ledger import Ledger
+    from state.models import Event
+
+    work, _ = migrated
+    ledger = _copy_ledger(work, tmp_path)
+    url = f"sqlite:///{ledger}"
+    head = json.loads(migrator("report", "--format", "json", "--ledger", url, cwd=work).stdout)["chain"]["head"]
+    led = Ledger(url)
+    with Session(led.engine) as session, session.begin():  # an editor who knows the hash rule redoes every link
+        prev = session.get(Event, 39).hash
+        for event in session.scalars(select(Event).where(Event.id >= 40).order_by(Event.id)):
+            if event.id == 40:
+                event.detail = '{"bytes":1}'
+            event.prev_hash = prev
+            event.hash = prev = event_hash(event)
+    led.close()
+    assert migrator("audit", "--ledger", url, cwd=work).returncode == 0, "a consistent rewrite links"
+    out = migrator("audit", "--ledger", url, "--expect-head", head, cwd=work)
+    assert out.returncode == 1 and f"the report names {head[:16]}" in out.stdout
 
 
 def test_a_config_error_is_one_line_with_a_hint_and_exit_2(tmp_path):

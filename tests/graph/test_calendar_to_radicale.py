@@ -131,6 +131,7 @@ def test_calendars_and_contacts_move_and_every_occurrence_matches(tmp_path, tena
         first, problems = run(config)
         assert problems == [] and first.exit_code == 0, problems[:3]
         assert first.verify.outcomes["mismatch"] == 0 and first.verify.outcomes["verified"] == first.copy.outcomes["copied"]
+        assert [(where, f.detail()) for where, f in first.verify.reconciled.disagreements()] == []
         assert first.verify.outcomes["deep_checked"] >= first.plan.by_workload()["calendar"]["new"], "every event re-read on both sides"
         second, _ = run(config)
         assert second.copy.outcomes["copied"] == 0

@@ -109,6 +109,7 @@ def test_onedrives_arrive_complete_and_a_rerun_uploads_nothing(tmp_path, tenant_
         first, problems = run(config)
         assert problems == [] and first.exit_code == 0, problems[:3]
         assert first.verify.outcomes["mismatch"] == 0 and first.verify.outcomes["verified"] > 0
+        assert [(where, f.detail()) for where, f in first.verify.reconciled.disagreements()] == []
         for user in members:
             home = server.root / local(user)
             assert stored_files(home) == expected_files(tenant_sandbox, user)
@@ -137,6 +138,7 @@ def test_onedrives_into_nextcloud_keep_mtimes_and_shares(tmp_path, tenant_sandbo
         first, problems = run(config)
         assert problems == [] and first.exit_code == 0, problems[:3]
         assert first.verify.outcomes["mismatch"] == 0 and first.verify.outcomes["verified"] > 0
+        assert [(where, f.detail()) for where, f in first.verify.reconciled.disagreements()] == []
         for user in members:
             home = tmp_path / "nc" / "files" / local(user)
             assert stored_files(home) == expected_files(tenant_sandbox, user)

@@ -95,6 +95,7 @@ def test_a_department_moves_into_dovecot_exactly_once(tmp_path, tenant_sandbox):
         ledger.close()
         assert problems == [] and first.exit_code == 0
         assert first.verify.outcomes["verified"] == first.copy.outcomes["copied"] and first.verify.outcomes["mismatch"] == 0
+        assert [(where, f.detail()) for where, f in first.verify.reconciled.disagreements()] == []
         second = run_job(config)
         assert second.copy.outcomes["copied"] == 0
 

@@ -1,0 +1,49 @@
+"""Report privacy on a ledger whose failure reasons quote an item's own name, as servers do; and the
+Chromium the HTML tests render with, which must fail loudly when it is missing."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from migrator.report import build_report, to_csv, to_json
+from migrator.report_html import to_html
+from migrator.report_table import print_table
+from state.ledger import Ledger
+from tests.chromium import ChromiumError, screenshot
+
+NAME = "Projecten/Begroting 2027 vertrouwelijk.xlsx"
+
+
+def test_reasons_lose_the_items_name_unless_titles_are_asked_for(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.acquire()
+    run_id = ledger.start_run("test")
+    scope = ledger.upsert_scope("anna@example.org", "Financiën", "files", "anna")
+    container_id, _ = ledger.upsert_container(scope, "drive-1", "OneDrive", ("Files",), ("OneDrive",))
+    ledger.apply_plan(run_id, container_id, [("item-1", "v1", "file", NAME, 2048)], [])
+    (item,) = ledger.claim(run_id, 5, None, None)
+    ledger.record_put_intent(item.item_id, "Projecten/Begroting 2027 vertrouwelijk.xlsx")
+    ledger.record_failed(run_id, item.item_id, f"the target refused {NAME}: 507 Insufficient Storage")
+    hidden = build_report(ledger)
+    assert hidden["problems"][0]["reason"] == "the target refused [title]: 507 Insufficient Storage"
+    assert "title" not in hidden["problems"][0] and hidden["problems"][0]["container"] == "OneDrive"
+    for text in (to_json(hidden), to_csv(hidden), to_html(hidden)):
+        assert "Begroting" not in text
+    shown = build_report(ledger, include_titles=True)
+    assert shown["problems"][0]["title"] == NAME and NAME in shown["problems"][0]["reason"]
+    assert "Begroting 2027 vertrouwelijk" in to_html(shown)
+    console = Console(file=io.StringIO(), width=400)
+    print_table(hidden, console)
+    assert "the target refused [title]: 507 Insufficient Storage" in console.file.getvalue(), "reasons are not read as markup"
+    ledger.close()
+
+
+def test_a_missing_chromium_fails_with_the_fix_rather_than_passing(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    page = tmp_path / "page.html"
+    page.write_text("<p>report</p>")
+    with pytest.raises(ChromiumError, match=r"not found: install it with `apt-get install -y chromium`"):
+        screenshot(page, tmp_path / "page.png", 200, 100)
