@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any
 
 from migrator.reconcile import COUNTS, EVENT_CONTAINER
+from migrator.report_adjustments import adjustments
 from state.ledger import Ledger
 from state.models import ItemState
 from state.queries import decode_path
@@ -68,7 +69,8 @@ def build_report(ledger: Ledger, department: str | None = None, upns: list[str] 
         row = rows.setdefault((dept, upn, workload), {"department": dept, "upn": upn, "workload": workload, **_counts()})
         for level in (d, u, w, row, by_workload.setdefault(workload, {"workload": workload, **_counts()}), totals):
             _add(level, entry)
-    timing = copy_timing(ledger, place, ledger.item_containers(upns, workloads, department))
+    item_containers = ledger.item_containers(upns, workloads, department)
+    timing = copy_timing(ledger, place, item_containers)
     for key, level in ((("all",), totals), *((("department", k), v) for k, v in tree.items()),
                        *((("workload", k), v) for k, v in by_workload.items()), *((("row", *k), v) for k, v in rows.items())):
         level.update(timing.get(key, NO_COPIES))
@@ -84,6 +86,7 @@ def build_report(ledger: Ledger, department: str | None = None, upns: list[str] 
     ]
     problems = _problems(ledger, department, upns, workloads, include_titles)
     causes = Counter((p["state"], p["reason"]) for p in problems)
+    adjusted, adjustment_causes = adjustments(ledger, place, {i: c["path"] for i, c in containers.items()}, item_containers, include_titles)
     audit = ledger.audit()
     return {
         "schema": SCHEMA,
@@ -98,6 +101,8 @@ def build_report(ledger: Ledger, department: str | None = None, upns: list[str] 
         "runs": run_figures(ledger),
         "causes": [{"state": s, "reason": r, "items": n} for (s, r), n in causes.most_common()],
         "problems": problems,
+        "adjustment_causes": adjustment_causes,
+        "adjusted": adjusted,
     }
 
 

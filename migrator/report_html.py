@@ -61,6 +61,8 @@ def to_html(report: dict[str, Any]) -> str:
         _reconciliation(report),
         "<h2>Items that did not move or did not verify</h2>",
         _problems(report["problems"], report["filters"]["include_titles"]),
+        "<h2>Moved, but not exactly as at the source</h2>",
+        _adjusted(report),
         "<h2>Runs (times in UTC)</h2>",
         _runs(report["runs"]),
         f'<p class="meta">Match this report to its ledger: <code>migrator audit --expect-head {escape(chain["head"])}</code></p>',
@@ -178,6 +180,23 @@ def _problems(problems: list[dict[str, Any]], include_titles: bool) -> str:
         for p in problems
     ]
     return _table(head, rows, left=text)
+
+
+def _adjusted(report: dict[str, Any]) -> str:
+    """Names made legal for the target and what a sink could not carry over (shares, links, times)."""
+    causes, adjusted = report["adjustment_causes"], report["adjusted"]
+    if not adjusted:
+        return "<p>Nothing: every moved item arrived as it was.</p>"
+    titles = report["filters"]["include_titles"]
+    summary = _table(["reason", "items"], [_row([c["reason"], c["items"]]) for c in causes])
+    head = ["user", "workload", "container", "item", "renamed because", "not carried over"] + (["original name", "name at target"] if titles else [])
+    text = {0, 1, 2, 4, 5, 6, 7}
+    rows = [
+        _row([a["upn"], a["workload"], a["container"], a["item_id"], ", ".join(a.get("renamed_because", [])), "; ".join(a["notes"])]
+             + ([a.get("renamed_from") or "", a.get("renamed_to") or ""] if titles else []), left=text)
+        for a in adjusted
+    ]
+    return summary + _table(head, rows, left=text)
 
 
 def _runs(runs: list[dict[str, Any]]) -> str:

@@ -41,6 +41,13 @@ def print_table(report: dict[str, Any], console: Console, title: str = "Migratio
         console.print(causes)
     if list_items and report["problems"]:
         _print_problems(report["problems"], report["filters"]["include_titles"], console)
+    if report["adjustment_causes"]:
+        adjusted = Table(title="Moved, but not exactly as at the source", title_justify="left")
+        adjusted.add_column("reason")
+        adjusted.add_column("items", justify="right")
+        for cause in report["adjustment_causes"]:
+            adjusted.add_row(escape(cause["reason"]), str(cause["items"]))
+        console.print(adjusted)
     chain = report["chain"]
     state = "intact" if chain["intact"] else "BROKEN (run `migrator audit`)"
     console.print(f"Audit chain: {chain['events']} events, {state}, head {chain['head']}")

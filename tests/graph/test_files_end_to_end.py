@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from mappings.file_names import NameRules, legal_path
 from migrator.config import load_config
 from migrator.job import Job, Selection
+from migrator.report import build_report
+from migrator.report_html import to_html
 from migrator.sandbox.api_drive import library as library_of
 from migrator.sandbox.api_drive import onedrive
 from migrator.sandbox.app import Sandbox
@@ -224,3 +226,24 @@ libraries_owner = "{admin[0]}"
         assert any(f"Eigenaars van {department}" in n for n in notes)
         second, problems = run(config)
         assert problems == [] and sum(second.copy.outcomes.values()) == 0
+
+
+def test_the_report_lists_legalised_names_and_what_was_not_carried_over(tmp_path, tenant_sandbox):
+    tenant = tenant_sandbox.tenant
+    accounts = {local(u): f"{PASSWORD}-{local(u)}" for u in tenant.users}
+    with NextcloudServer(tmp_path / "nc", users=accounts, public_links=False) as server:
+        config = files_config(tmp_path, tenant_sandbox, NEXTCLOUD_TARGET.format(url=server.url))
+        run(config)
+    ledger = Ledger(config.ledger_url)
+    try:
+        private, titled = build_report(ledger), build_report(ledger, include_titles=True)
+    finally:
+        ledger.close()
+    causes = {c["reason"]: c["items"] for c in private["adjustment_causes"]}
+    assert causes["renamed: the target refuses the name"] >= 4
+    assert any("organisation-wide link" in reason for reason in causes)
+    assert all("renamed_from" not in a for a in private["adjusted"]), "names are titles: only on request"
+    renamed = {a["renamed_from"]: a["renamed_to"] for a in titled["adjusted"] if "renamed_from" in a}
+    assert renamed[".htaccess"].startswith("_.htaccess~") and renamed["download.part"].startswith("download_part~")
+    html = to_html(titled)
+    assert "Moved, but not exactly as at the source" in html and "download_part~" in html
