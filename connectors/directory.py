@@ -72,6 +72,13 @@ class DirectorySink:
         file = self.root / ref.dest_id
         return self._ref(file) if file.is_file() else None
 
+    async def delete(self, owner: str, ref: DestRef) -> bool:
+        try:
+            (self.root / ref.dest_id).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     async def list_keys(self, owner: str, path: tuple[str, ...]) -> set[str]:
         folder = self._dir(owner, path)
         if not folder.is_dir():

@@ -692,7 +692,20 @@ class ImapSink:
                 measured = await self._measure(conn, uid) if uid is not None else None
                 if uid is None or measured is None:
                     return None
+                await self._align_flags(conn, owner, mailbox, uid, target)
                 return DestRef(key, make_dest_id(mailbox, info.uidvalidity, uid), *measured)
+
+    async def _align_flags(self, conn: ImapConnection, owner: str, mailbox: str, uid: int, target: Target) -> None:
+        """A message found again takes the source's current flags: a read or flagged mark set in
+        Outlook after the copy changes nothing else, so the copy is kept and only its flags move."""
+        if "flags" not in target.metadata:
+            return
+        wanted = set(storable_flags(target.metadata.get("flags") or (), await self._permanent_flags(conn, owner, mailbox)))
+        response = await conn.command(b"UID", b"FETCH", str(uid).encode(), b"(FLAGS)")
+        current = {str(f) for a in fetched(response) if str(a["UID"]) == str(uid) for f in (a.get("FLAGS") or ())} - {"\\Recent"}
+        if current != wanted:
+            await self._select(conn, mailbox, readonly=False)
+            await conn.command(b"UID", b"STORE", str(uid).encode(), b"FLAGS.SILENT", flag_list(sorted(wanted)))
 
     async def stat(self, owner: str, ref: DestRef) -> DestRef | None:
         mailbox, uidvalidity, uid = parse_dest_id(ref.dest_id)
@@ -706,6 +719,17 @@ class ImapSink:
 
     async def list_keys(self, owner: str, path: tuple[str, ...]) -> set[str]:
         return set(await self.source_ids(owner, path))
+
+    async def delete(self, owner: str, ref: DestRef) -> bool:
+        """Expunges a stored message; False when it was gone already."""
+        mailbox, uidvalidity, uid = parse_dest_id(ref.dest_id)
+        with _errors(f"cannot delete {ref.dest_id} of {owner}"):
+            async with self._connection(owner) as conn:
+                info = await self._select(conn, mailbox, readonly=True)
+                if info is None or (uidvalidity and info.uidvalidity != uidvalidity) or await self._measure(conn, uid) is None:
+                    return False
+                await self._remove(conn, mailbox, uidvalidity, uid)
+                return True
 
     async def source_ids(self, owner: str, path: tuple[str, ...]) -> list[str]:
         """The source id of every message in a folder, repeats kept: a duplicate shows twice."""

@@ -443,6 +443,16 @@ class MaildirSink:
             return None
         return DestRef(ref.dest_key, file.relative_to(self.root).as_posix(), size, digest, ref.etag)
 
+    async def delete(self, owner: str, ref: DestRef) -> bool:
+        file = self._resolve(ref.dest_id)
+        if file is None:
+            return False
+        try:
+            file.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     async def list_keys(self, owner: str, path: tuple[str, ...]) -> set[str]:
         folder = self._folder(owner, path)
         if not folder.dir.is_dir():

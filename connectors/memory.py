@@ -175,6 +175,15 @@ class MemorySink:
     async def list_keys(self, owner: str, path: tuple[str, ...]) -> set[str]:
         return {s.dest_key for s in self.folders.get((owner, path), [])}
 
+    async def delete(self, owner: str, ref: DestRef) -> bool:
+        for (folder_owner, _), folder in self.folders.items():
+            if folder_owner == owner:
+                for stored in folder:
+                    if stored.dest_id == ref.dest_id:
+                        folder.remove(stored)
+                        return True
+        return False
+
     def contents(self, owner: str) -> list[tuple[tuple[str, ...], str, bytes]]:
         return [(path, s.dest_key, s.data) for (o, path), folder in self.folders.items() if o == owner for s in folder]
 

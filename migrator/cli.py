@@ -4,6 +4,7 @@ failed or were not found, 2 usage or configuration error."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import traceback
 from dataclasses import replace
@@ -20,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from migrator import __version__
 from migrator.config import Config, load_config
 from migrator.errors import ConfigError, MigratorError, UsageError
-from migrator.job import STAGES, Job, JobResult, Selection
+from migrator.job import STAGES, SYNC_STAGES, Job, JobResult, Selection
 from migrator.progress import RichProgress, plan_lines
 from migrator.reconcile import print_reconciliation
 from migrator.report import build_report, to_csv, to_json
@@ -79,12 +80,13 @@ def _ledger_for_reading(config_path: Path, ledger: str | None) -> Ledger:
     return Ledger(url)
 
 
-def _execute(config: Config, command: str, selection: Selection, stages: tuple[str, ...], dry_run: bool = False, retry_failed: bool = False) -> tuple[JobResult, bool]:
+def _execute(config: Config, command: str, selection: Selection, stages: tuple[str, ...], dry_run: bool = False, retry_failed: bool = False,
+             force: bool = False) -> tuple[JobResult, bool]:
     """Runs the job; the flag says whether progress (and the plan summary) was already shown."""
     progress = RichProgress(console) if console.is_terminal and not dry_run else None
     job = Job(config, progress=progress)
     try:
-        return asyncio.run(job.run(command, selection, stages, dry_run=dry_run, retry_failed=retry_failed)), progress is not None
+        return asyncio.run(job.run(command, selection, stages, dry_run=dry_run, retry_failed=retry_failed, force=force)), progress is not None
     finally:
         job.close()
 
@@ -106,6 +108,12 @@ def _print_result(result: JobResult, dry_run: bool = False, plan_shown: bool = F
             console.print(f"[yellow]{count} items only at the target[/yellow] in {escape(where)}")
         if result.verify.reconciled.containers:
             print_reconciliation(result.verify.reconciled, console)
+    if result.deleted:
+        d = result.deleted.outcomes
+        console.print(f"deleted at target {d['deleted']}, already gone {d['already_gone']}, kept (target cannot delete) {d['kept']}, failed {d['failed']}")
+    for where, held in result.guarded.items():
+        console.print(f"[red]stopped for {escape(where)}[/red]: the source lists none of the {held} items the ledger holds for it; "
+                      "check the source (mailbox, permissions), or pass --force if it really was emptied")
     if result.failed:
         console.print(f"[red]{result.failed} items failed[/red]: `migrator report` lists them with their reasons; rerun to retry")
 
@@ -174,6 +182,55 @@ def run(
     result, shown = _execute(cfg, "run", selection, stages, dry_run=dry_run, retry_failed=retry_failed)
     _print_result(result, dry_run, shown)
     raise typer.Exit(1 if result.unknown_users else 0) if dry_run else typer.Exit(result.exit_code)
+
+
+ForceOpt = Annotated[bool, typer.Option("--force", help="Accept containers that suddenly read as empty at the source.")]
+PropagateOpt = Annotated[bool, typer.Option("--propagate-deletes", help="Delete at the target what was deleted at the source.")]
+
+
+@app.command()
+def sync(
+    config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, department: DepartmentOpt = None,
+    users_file: UsersFileOpt = None, workload: WorkloadOpt = None, propagate_deletes: PropagateOpt = False, force: ForceOpt = False,
+) -> None:
+    """A delta pass: copy what changed at the source since the last pass, verify, and (with
+    --propagate-deletes) delete at the target what the source deleted."""
+    cfg = _config(config, ledger)
+    selection = Selection.from_config(cfg, department, users_file, workload)
+    result, shown = _execute(cfg, "sync", selection, SYNC_STAGES if propagate_deletes else STAGES, force=force)
+    console.print(f"pass took {result.seconds:,.1f} s")
+    _print_result(result, plan_shown=shown)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def cutover(
+    config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None,
+    department: Annotated[str, typer.Option("--department", help="The department switching over.")] = "",
+    propagate_deletes: PropagateOpt = False, force: ForceOpt = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the summary (JSON) here.")] = None,
+) -> None:
+    """The final pass of a department, a full verification, and a summary recorded in the audit chain."""
+    from migrator.cutover import cutover_summary
+
+    if not department:
+        raise UsageError("cutover needs --department", hint="name the department that switches over, as Entra ID spells it")
+    cfg = _config(config, ledger)
+    cfg = replace(cfg, run=replace(cfg.run, verify_sample=1.0))  # at cutover every item is re-read
+    selection = Selection.from_config(cfg, department, None, None)
+    result, shown = _execute(cfg, "cutover", selection, SYNC_STAGES if propagate_deletes else STAGES, force=force)
+    _print_result(result, plan_shown=shown)
+    led = Ledger(cfg.ledger_url)
+    try:
+        summary = cutover_summary(led, result, department, [u.upn for u in result.users])
+    finally:
+        led.close()
+    text = json.dumps(summary, indent=1, ensure_ascii=False)
+    if output is not None:
+        output.write_text(text + "\n")
+    verdict = "[green]ready to switch[/green]" if summary["ready"] else "[red]not ready[/red]: see still_not_moved and verification"
+    console.print(f"cutover of {escape(department)}: {verdict}; summary sha256 {summary['sha256']} recorded, chain head {summary['chain_head']}")
+    raise typer.Exit(0 if summary["ready"] else 1)
 
 
 @app.command()

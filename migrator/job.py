@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from mappings.identity import (
 from migrator.config import Config, read_users_file
 from migrator.contracts import Sink, Source
 from migrator.copier import Copier, CopyTotals, FaultHook
+from migrator.deleter import Deleter, DeleteTotals
 from migrator.errors import ConfigError
 from migrator.model import SITE_PREFIX, User
 from migrator.planner import Planner, PlanTotals
@@ -26,6 +28,8 @@ from state.ledger import Ledger
 from state.models import ItemState
 
 STAGES = ("plan", "copy", "verify")
+# A delta pass that carries deletions over: the copies of items deleted at the source go too.
+SYNC_STAGES = ("plan", "copy", "delete", "verify")
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,18 @@ class JobResult:
     plan: PlanTotals | None = None
     copy: CopyTotals | None = None
     verify: VerifyTotals | None = None
+    deleted: DeleteTotals | None = None
     failed: int = 0
     unfinished: int = 0
+    seconds: float = 0.0
+
+    @property
+    def guarded(self) -> dict[str, int]:
+        return self.plan.guarded if self.plan else {}
 
     @property
     def exit_code(self) -> int:
-        return 1 if (self.failed or self.unknown_users or self.unfinished) else 0
+        return 1 if (self.failed or self.unknown_users or self.unfinished or self.guarded) else 0
 
 
 class Job:
@@ -108,7 +118,10 @@ class Job:
                 identities[site.upn] = Identity(site.upn, "", owner, "")
         return users, unknown, identities
 
-    async def run(self, command: str, selection: Selection, stages: tuple[str, ...] = STAGES, dry_run: bool = False, retry_failed: bool = False) -> JobResult:
+    async def run(self, command: str, selection: Selection, stages: tuple[str, ...] = STAGES, dry_run: bool = False, retry_failed: bool = False,
+                  force: bool = False) -> JobResult:
+        """`force`: plan containers that suddenly read as empty at the source (see Planner)."""
+        self.force = force
         # A network source holds connections bound to this event loop: open and close them per run.
         opening, closing = getattr(self.source, "open", None), getattr(self.source, "aclose", None)
         if opening is not None:
@@ -128,7 +141,7 @@ class Job:
         await adapt_to_targets(self.config, self.mappings, {w: s for w, s in self.sinks.items() if w in selection.workloads})
         if dry_run:
             result = JobResult(run_id=0, users=users, unknown_users=unknown)
-            result.plan = await Planner(self.ledger, 0, self.source, self.mappings, dry_run=True).plan(users, identities, selection.workloads)
+            result.plan = await Planner(self.ledger, 0, self.source, self.mappings, dry_run=True, force=self.force).plan(users, identities, selection.workloads)
             return result
         try:
             self.ledger.acquire()
@@ -148,13 +161,14 @@ class Job:
 
     async def _stages(self, run_id, users, unknown, identities, selection, stages, retry_failed) -> JobResult:
         result = JobResult(run_id=run_id, users=users, unknown_users=unknown)
+        started = time.monotonic()
         upns, workloads = [u.upn for u in users], list(selection.workloads)
         for upn in unknown:
             self.ledger.record_event(run_id, "user.unknown", upn, {"reason": "not found at the source"})
         if retry_failed:
             self.ledger.retry_failed(run_id, upns, workloads)
         if "plan" in stages:
-            planner = Planner(self.ledger, run_id, self.source, self.mappings, progress=self.progress)
+            planner = Planner(self.ledger, run_id, self.source, self.mappings, progress=self.progress, force=self.force)
             result.plan = await planner.plan(users, identities, selection.workloads)
         if "copy" in stages:
             totals = {w: self.ledger.unfinished(self.config.run.max_attempts, upns, [w]) for w in workloads}
@@ -166,12 +180,15 @@ class Job:
             finally:
                 self.progress.stop()
             self.ledger.promote_cursors(run_id)
+        if "delete" in stages:
+            result.deleted = await Deleter(self.ledger, run_id, self.sinks).run(upns, workloads)
         if "verify" in stages:
             verifier = Verifier(self.ledger, run_id, self.sinks, sample=self.config.run.verify_sample, source=self.source, mappings=self.mappings)
             result.verify = await verifier.run(upns, workloads)
         counts = self.ledger.state_counts(upns, workloads)
         result.failed = sum(row[4] for row in counts if row[3] in (ItemState.FAILED, ItemState.MISMATCH))
         result.unfinished = sum(row[4] for row in counts if row[3] == ItemState.PLANNED) if "copy" in stages else 0
+        result.seconds = time.monotonic() - started
         return result
 
     @staticmethod
@@ -181,6 +198,13 @@ class Job:
             summary["copy"] = dict(result.copy.outcomes) | {"bytes": result.copy.bytes}
         if result.verify:
             summary["verify"] = dict(result.verify.outcomes)
+        if result.plan:
+            summary["found"] = {w: {k: c[k] for k in ("new", "changed", "removed", "guarded") if c[k]} for w, c in result.plan.by_workload().items()}
+        if result.deleted:
+            summary["deleted"] = dict(result.deleted.outcomes)
+        if result.guarded:
+            summary["guarded"] = result.guarded
+        summary["seconds"] = round(result.seconds, 1)
         return summary
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from state.ledger import Ledger
 from state.models import ItemState
 
 BATCH = 500
+GONE = (ItemState.REMOVED, ItemState.DELETED)
 
 
 @dataclass
@@ -23,6 +24,8 @@ class PlanTotals:
 
     counts: dict[tuple[str, str], Counter] = field(default_factory=dict)
     expired_cursors: int = 0
+    # Containers whose source suddenly read as empty while the ledger holds items: "upn workload path" -> items held.
+    guarded: dict[str, int] = field(default_factory=dict)
 
     def add(self, upn: str, workload: str, counts: Counter) -> None:
         self.counts.setdefault((upn, workload), Counter()).update(counts)
@@ -37,13 +40,17 @@ class PlanTotals:
 class Planner:
     def __init__(
         self, ledger: Ledger, run_id: int, source: Source, mappings: dict[str, WorkloadMapping],
-        dry_run: bool = False, progress: ProgressReporter | None = None,
+        dry_run: bool = False, progress: ProgressReporter | None = None, force: bool = False,
     ) -> None:
+        """`force`: accept that a container the ledger knows items of now reads as empty."""
         self.ledger, self.run_id, self.source, self.mappings, self.dry_run = ledger, run_id, source, mappings, dry_run
         self.progress = progress or NullProgress()
+        self.force = force
+        self.totals_guarded: dict[str, int] = {}
 
     async def plan(self, users: list[User], identities: dict[str, Identity], workloads: tuple[str, ...]) -> PlanTotals:
         totals = PlanTotals()
+        self.totals_guarded = totals.guarded
         for user in users:
             for workload in workloads:
                 if user.is_site and workload != "files":
@@ -92,7 +99,7 @@ class Planner:
             if isinstance(change, Cursor):
                 new_cursor = change.value
             elif isinstance(change, Removed):
-                if change.source_id in known and known[change.source_id][1] != ItemState.REMOVED:
+                if change.source_id in known and known[change.source_id][1] not in GONE:
                     counts["removed"] += 1
                     removals.append(change.source_id)
             elif isinstance(change, ItemRef):
@@ -100,25 +107,41 @@ class Planner:
                 previous = known.get(change.source_id)
                 if previous is None:
                     counts["new"] += 1
-                elif previous[0] != change.change_key or previous[1] == ItemState.REMOVED:
+                elif previous[0] != change.change_key or previous[1] in GONE:
                     counts["changed"] += 1
                 else:
                     counts["unchanged"] += 1
                     continue
                 counts["bytes"] += change.size or 0
                 upserts.append((change.source_id, change.change_key, change.kind, change.name, change.size))
-            if len(upserts) + len(removals) >= BATCH:
-                self._flush(container_id, upserts, removals)
+            if len(upserts) >= BATCH:
+                self._flush(container_id, upserts, [])  # removals wait for the end: the guard below may refuse them
         if cursor is None:
             # A full listing names every item that exists; what the ledger knows beyond it is gone.
             for source_id, (_, state) in known.items():
-                if source_id not in seen and state != ItemState.REMOVED:
+                if source_id not in seen and state not in GONE:
                     counts["removed"] += 1
                     removals.append(source_id)
+        live = sum(1 for _, state in known.values() if state not in GONE)
+        if live and not seen and len(set(removals)) >= live and not self.force:
+            # Everything gone at once is more often a broken source (a wrong mailbox, a lost
+            # permission) than a user's doing: keep the items and the old cursor, and say so.
+            self._flush(container_id, upserts, [])
+            self._guard(user, container, container_id, live)
+            counts["removed"] = 0
+            counts["guarded"] += live
+            return counts
         self._flush(container_id, upserts, removals)
         if new_cursor is not None and container_id is not None and not self.dry_run:
             self.ledger.set_pending_cursor(self.run_id, container_id, new_cursor, {k: v for k, v in counts.items()})
         return counts
+
+    def _guard(self, user: User, container: Container, container_id: int | None, live: int) -> None:
+        where = f"{user.upn} {container.workload} {'/'.join(container.path or (container.name,))}"
+        self.totals_guarded[where] = live
+        if container_id is not None and not self.dry_run:
+            self.ledger.record_event(self.run_id, "container.empty_guard", f"container {container_id}",
+                                     {"items_held": live, "reason": "the source lists none of the items the ledger holds"})
 
     def _flush(self, container_id: int | None, upserts: list, removals: list) -> None:
         if not self.dry_run and container_id is not None and (upserts or removals):

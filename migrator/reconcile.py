@@ -52,7 +52,7 @@ def count_container(container_id: int, states: Counter, missing: int, listed: se
     containers of that folder own, so they count neither here nor as unknown to the ledger."""
     result = Reconciliation(container_id)
     result.removed_at_source = states[ItemState.REMOVED]
-    result.source = sum(states.values()) - result.removed_at_source
+    result.source = sum(states.values()) - result.removed_at_source - states[ItemState.DELETED]
     result.equal = states[ItemState.VERIFIED]
     result.differing = states[ItemState.MISMATCH] - missing
     result.only_at_source = states[ItemState.PLANNED] + states[ItemState.FAILED] + states[ItemState.SKIPPED] + missing

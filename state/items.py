@@ -73,12 +73,12 @@ class ItemWrites:
                 row = existing.get(source_id)
                 if row is None:
                     s.add(Item(container_id=container_id, source_id=source_id, change_key=change_key, kind=kind, name=name, size=size, state=ItemState.PLANNED))
-                elif row.change_key != change_key or row.state == ItemState.REMOVED:
+                elif row.change_key != change_key or row.state in (ItemState.REMOVED, ItemState.DELETED):
                     row.change_key, row.kind, row.name, row.size = change_key, kind, name, size
                     row.state, row.attempts, row.last_error = ItemState.PLANNED, 0, None
             for source_id in removals:
                 row = existing.get(source_id)
-                if row is not None and row.state != ItemState.REMOVED:
+                if row is not None and row.state not in (ItemState.REMOVED, ItemState.DELETED):
                     row.state, row.last_error = ItemState.REMOVED, "deleted at source"
                     self._append(s, run_id, "item.removed_at_source", f"item {row.id}", {"source_id": source_id})
 
@@ -167,6 +167,12 @@ class ItemWrites:
             if renamed:
                 detail["renamed"] = renamed
             self._append(s, run_id, "item.copied", f"item {item_id}", detail)
+
+    def record_deleted(self, run_id: int, item_id: int, was_there: bool) -> None:
+        """The copy of an item the source deleted is gone from the target too."""
+        with self.transaction() as s:
+            s.execute(update(Item).where(Item.id == item_id).values(state=ItemState.DELETED, last_error="deleted at source and at target", updated_at=utcnow()))
+            self._append(s, run_id, "item.deleted_at_target", f"item {item_id}", {} if was_there else {"already_gone": True})
 
     def record_failed(self, run_id: int, item_id: int, reason: str) -> None:
         with self.transaction() as s:

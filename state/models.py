@@ -29,10 +29,11 @@ class ItemState(StrEnum):
     MISMATCH = "mismatch"
     FAILED = "failed"
     SKIPPED = "skipped"
-    REMOVED = "removed"
+    REMOVED = "removed"  # deleted at the source; what was copied stays at the target
+    DELETED = "deleted"  # deleted at the source, then at the target too (sync --propagate-deletes)
 
 
-DONE_STATES = (ItemState.COPIED, ItemState.VERIFIED, ItemState.SKIPPED, ItemState.REMOVED)
+DONE_STATES = (ItemState.COPIED, ItemState.VERIFIED, ItemState.SKIPPED, ItemState.REMOVED, ItemState.DELETED)
 
 
 class Base(DeclarativeBase):

@@ -85,13 +85,15 @@ def scope_filter(stmt, upns: list[str] | None, workloads: list[str] | None):
 class Queries:
     """Mixed into Ledger, which provides `engine`."""
 
-    def copied_items(self, upns: list[str] | None, workloads: list[str] | None, after_id: int = 0, limit: int = 500) -> list[CopiedItem]:
+    def copied_items(self, upns: list[str] | None, workloads: list[str] | None, after_id: int = 0, limit: int = 500,
+                     states: tuple[str, ...] = (ItemState.COPIED, ItemState.VERIFIED, ItemState.MISMATCH)) -> list[CopiedItem]:
+        """Items with a copy at the target, in id order; `states` (REMOVED) picks copies of items the source deleted."""
         with Session(self.engine) as s:
             stmt = (
                 select(Item, Container, Scope)
                 .join(Container, Item.container_id == Container.id)
                 .join(Scope, Container.scope_id == Scope.id)
-                .where(Item.state.in_([ItemState.COPIED, ItemState.VERIFIED, ItemState.MISMATCH]), Item.dest_key.is_not(None), Item.id > after_id)
+                .where(Item.state.in_(states), Item.dest_key.is_not(None), Item.dest_id.is_not(None), Item.id > after_id)
                 .order_by(Item.id)
                 .limit(limit)
             )

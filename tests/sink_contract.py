@@ -75,6 +75,16 @@ class SinkContract:
         stored = run(sink.put(OWNER, ("Files",), target("empty.txt", b"")))
         assert run(sink.stat(OWNER, stored)).size == 0
 
+    def test_delete_removes_an_item_once(self, sink):
+        if not sink.caps.delete:
+            pytest.skip("this sink does not declare delete")
+        run(sink.ensure_container(OWNER, ("INBOX",)))
+        stored = run(sink.put(OWNER, ("INBOX",), target("doomed.eml", b"Subject: x\r\n\r\nbye")))
+        kept = run(sink.put(OWNER, ("INBOX",), target("kept.eml", b"Subject: y\r\n\r\nstay")))
+        assert run(sink.delete(OWNER, stored)) is True
+        assert run(sink.stat(OWNER, stored)) is None and run(sink.stat(OWNER, kept)) is not None
+        assert run(sink.delete(OWNER, stored)) is False
+
     def remove(self, sink, ref: DestRef) -> None:  # pragma: no cover - per implementation
         raise NotImplementedError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import sqlite3
@@ -247,3 +248,23 @@ def test_verify_can_reread_a_deterministic_sample(migrated):
     skipped = int(first.stdout.split("not in the sample ")[1].split()[0])
     assert verified + skipped == 64 and 5 < verified < 30
     assert migrator("verify", "--sample", "2", cwd=work).returncode == 2
+
+
+def test_sync_and_cutover_of_a_department(tmp_path):
+    assert migrator("init", cwd=tmp_path).returncode == 0
+    assert migrator("run", cwd=tmp_path).returncode == 1
+    synced = migrator("sync", "--propagate-deletes", cwd=tmp_path)
+    assert synced.returncode == 1 and "pass took" in synced.stdout and "deleted at target 0" in synced.stdout
+    department = next(line.split('"')[1] for line in (tmp_path / "migrator.toml").read_text().splitlines() if line.startswith("department ="))
+    done = migrator("cutover", "--department", department, "-o", "cutover.json", cwd=tmp_path)
+    assert done.returncode == 1 and "not ready" in done.stdout, done.stdout + done.stderr
+    summary = json.loads((tmp_path / "cutover.json").read_text())
+    assert summary["schema"] == "migrator-cutover/1" and summary["department"] == department
+    assert summary["still_not_moved"] and summary["still_not_moved"][0]["state"] == "failed"
+    assert summary["final_pass"]["found"]["mail"]["new"] == 0
+    db = sqlite3.connect(tmp_path / "migration.db")
+    recorded = [json.loads(d) for (d,) in db.execute("select detail from event where kind = 'cutover.summary'")]
+    assert recorded == [{"sha256": summary["sha256"], "ready": False}]
+    body = {k: v for k, v in summary.items() if k not in ("sha256", "chain_head")}
+    assert hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest() == summary["sha256"], "an auditor can recompute it"
+    assert migrator("cutover", cwd=tmp_path).returncode == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from migrator.job import Job, Selection
+from migrator.job import SYNC_STAGES, Job, Selection
 from state.ledger import Ledger
 from tests.helpers import memory_config, run_job, sinks_for, small_source
 
@@ -102,3 +102,44 @@ def test_unknown_users_are_reported_not_dropped(tmp_path):
         job.close()
     assert result.unknown_users == ["nobody@example.org"] and result.exit_code == 1
     assert result.copy.outcomes["copied"] == 3
+
+
+def test_deletions_are_propagated_only_when_asked(tmp_path):
+    config, source, sinks = setup(tmp_path)
+    run_job(config, source, sinks)
+    source.delete_item(UPN, CID, f"{CID}-0")
+    kept = run_job(config, source, sinks)
+    assert kept.deleted is None and stored(sinks) == [b"one", b"three", b"two"]
+    propagated = run_job(config, source, sinks, stages=SYNC_STAGES)
+    assert propagated.deleted.outcomes == Counter({"deleted": 1}) and stored(sinks) == [b"three", b"two"]
+    again = run_job(config, source, sinks, stages=SYNC_STAGES)
+    assert again.deleted.outcomes == Counter() and again.exit_code == 0
+
+
+def test_a_container_that_suddenly_reads_empty_is_held_until_forced(tmp_path):
+    config, source, sinks = setup(tmp_path)
+    run_job(config, source, sinks)
+    for n in range(3):
+        source.delete_item(UPN, CID, f"{CID}-{n}")
+    held = run_job(config, source, sinks, stages=SYNC_STAGES)
+    assert held.exit_code == 1 and list(held.guarded.values()) == [3]
+    assert held.plan.by_workload()["mail"]["removed"] == 0 and stored(sinks) == [b"one", b"three", b"two"]
+    ledger = Ledger(config.ledger_url)
+    try:
+        assert not [p for p in ledger.problems() if p.state == "removed"], "the ledger still holds the items"
+    finally:
+        ledger.close()
+    again = run_job(config, source, sinks, stages=SYNC_STAGES)
+    assert list(again.guarded.values()) == [3], "the old cursor was kept: the next pass sees the same deletions"
+    forced = run_job(config, source, sinks, stages=SYNC_STAGES, force=True)
+    assert forced.exit_code == 0 and forced.deleted.outcomes == Counter({"deleted": 3}) and stored(sinks) == []
+
+
+def test_an_empty_full_listing_after_an_expired_cursor_is_held_too(tmp_path):
+    config, source, sinks = setup(tmp_path)
+    run_job(config, source, sinks)
+    for n in range(3):
+        source.delete_item(UPN, CID, f"{CID}-{n}")
+    source.oldest_cursor = 10**6
+    held = run_job(config, source, sinks)
+    assert held.plan.expired_cursors == 1 and list(held.guarded.values()) == [3] and stored(sinks) == [b"one", b"three", b"two"]
