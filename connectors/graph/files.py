@@ -134,7 +134,11 @@ class FilesReader:
         base = f"drives/{container.source_id}/items/{ref.source_id}"
         try:
             item = await self.session.get_json(base)
-            permissions = [p async for p in self.session.items(f"{base}/permissions")]
+            # A OneDrive item without the `shared` facet has only its owner's and inherited
+            # grants, and neither becomes a share: one request per file saved. Libraries break
+            # inheritance for groups without marking items shared, so theirs are always read.
+            listed_grants = "shared" in item or container.role != "onedrive"
+            permissions = [p async for p in self.session.items(f"{base}/permissions")] if listed_grants else []
             path = await _Paths(self.session, container.source_id).of(item)
         except GraphApiError as exc:
             raise item_failure(exc) from None
