@@ -144,7 +144,7 @@ def map_message(item: Item, container: Container, options: ChatOptions) -> Targe
     message: dict[str, Any] = item.metadata["message"]
     hosted: dict[str, bytes] = item.metadata.get("hosted") or {}
     if message.get("deletedDateTime"):
-        return Skip(f"deleted in Teams at {message['deletedDateTime']}")
+        return Skip(f"deleted in Teams at {message['deletedDateTime']}", deleted_at_source=True)
     kind = message.get("messageType")
     if kind not in ("message", "systemEventMessage"):
         return Skip(f"Teams {kind} entries are not messages")

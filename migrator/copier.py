@@ -123,6 +123,9 @@ class Copier:
         item = await self._retrying(lambda: self.source.fetch(user, container, ref))
         mapped = self.mappings[work.workload].item(item, container)
         if isinstance(mapped, Skip):
+            if mapped.deleted_at_source and work.dest_id:
+                self.ledger.record_removed(self.run_id, work.item_id, mapped.reason)  # its copy goes with --propagate-deletes
+                return "removed", 0
             self.ledger.record_skipped(self.run_id, work.item_id, mapped.reason)
             return "skipped", 0
         sink = self.sinks[work.workload]

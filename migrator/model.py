@@ -132,6 +132,9 @@ class Skip:
     """A mapping's decision not to move an item, with the reason the report shows."""
 
     reason: str
+    # The source still lists the item but marks it deleted (a Teams message keeps its place with
+    # deletedDateTime): a copy made earlier is then handled like one of a deleted item.
+    deleted_at_source: bool = False
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,12 @@ class ItemWrites:
                 detail["renamed"] = renamed
             self._append(s, run_id, "item.copied", f"item {item_id}", detail)
 
+    def record_removed(self, run_id: int, item_id: int, reason: str) -> None:
+        """A copied item the source now marks deleted; its copy stays until deletions are propagated."""
+        with self.transaction() as s:
+            s.execute(update(Item).where(Item.id == item_id).values(state=ItemState.REMOVED, last_error=reason, lease_owner=None, updated_at=utcnow()))
+            self._append(s, run_id, "item.removed_at_source", f"item {item_id}", {"reason": reason})
+
     def record_deleted(self, run_id: int, item_id: int, was_there: bool) -> None:
         """The copy of an item the source deleted is gone from the target too."""
         with self.transaction() as s:

@@ -60,7 +60,7 @@ def file_plan(dest_key: str, data: bytes) -> dict[str, Any]:
 
 
 class MatrixSink:
-    caps = Capabilities(hashes=("sha256",), cheap_find=True, ordered=True)
+    caps = Capabilities(hashes=("sha256",), cheap_find=True, ordered=True, delete=True)
 
     def __init__(self, homeserver: str, as_token: str, options: ChatOptions, bot_localpart: str = "m365-migrator",
                  ca_file: str | None = None) -> None:
@@ -190,6 +190,14 @@ class MatrixSink:
 
     async def list_keys(self, owner: str, path: tuple[str, ...]) -> set[str]:
         raise NotImplementedError("the Matrix sink does not declare listing")
+
+    async def delete(self, owner: str, ref: DestRef) -> bool:
+        """Redacts a message deleted in Teams (`sync --propagate-deletes`): Matrix keeps the event,
+        without its content, as Teams keeps a "This message has been deleted" placeholder."""
+        if await self.stat(owner, ref) is None:
+            return False
+        await self.remove(ref)
+        return True
 
     # -- sending -------------------------------------------------------------------------------------------
 
