@@ -137,6 +137,7 @@ class Copier:
         if existing is not None:
             same = await self._same_content(existing, mapped)
             if same is not None:
+                await self._retire_moved_copy(sink, work, existing.dest_id, existing, mapped)
                 self.ledger.record_copied(self.run_id, work.item_id, existing.dest_key, existing.dest_id, existing.etag, *same,
                                           healed=True, mtime=existing.mtime)
                 return "healed", 0
@@ -150,9 +151,23 @@ class Copier:
         self.fault("after_put")
         if hashing.sha256 is None:
             raise ItemError("the target did not read the whole item")
+        await self._retire_moved_copy(sink, work, dest.dest_id, existing, mapped)
         self.ledger.record_copied(self.run_id, work.item_id, dest.dest_key, dest.dest_id, dest.etag, hashing.bytes_read, hashing.sha256,
                                   healed=False, mtime=dest.mtime, notes=dest.notes, renamed=mapped.metadata.get("renamed"))
         return "copied", hashing.bytes_read
+
+    async def _retire_moved_copy(self, sink: Sink, work: WorkItem, new_dest_id: str, existing: DestRef | None, mapped: Target) -> None:
+        """An item the source moved or renamed keeping its id (a OneDrive file) now has a copy at its
+        new place; the copy at the old place goes before the ledger forgets where it was, so a
+        crash in between only repeats this. A folder is left: OneDrive reports a moved folder
+        without its contents, and deleting the old folder would take their copies with it."""
+        if not work.dest_id or work.dest_id == new_dest_id or not sink.caps.delete or mapped.metadata.get("kind") == "folder":
+            return
+        if existing is not None and existing.dest_id == work.dest_id:
+            return  # put(replace=existing) took the old copy's place itself
+        delete = getattr(sink, "delete", None)
+        if delete is not None:
+            await self._retrying(lambda: delete(work.target_owner, DestRef(work.dest_key or "", work.dest_id)))
 
     async def _same_content(self, existing: DestRef, target: Target) -> tuple[int, str] | None:
         """(size, sha256) when the stored item already holds exactly this content, else None."""

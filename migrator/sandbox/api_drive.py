@@ -89,6 +89,20 @@ class Drive:
         self.items.upsert(item)
         return item
 
+    def rename(self, item_id: str, name: str) -> dict[str, Any]:
+        """A file renamed in place keeps its id, as in OneDrive: the delta reports it again with
+        its new name and eTag (its content and cTag unchanged)."""
+        item = dict(self.item(item_id))
+        if "file" not in item:
+            raise ValueError("only files are renamed here")
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        item.update(name=name, lastModifiedDateTime=now, eTag=f'"{{{secrets.token_hex(8)}}},3"')
+        self.data.items[item["id"]] = item
+        parent = self.data.path_of(item["parentReference"]["id"])
+        self.data._paths[item["id"]] = f"{parent}/{name}" if parent else name
+        self.items.upsert(item)
+        return item
+
     def delete(self, item_id: str) -> None:
         item = self.item(item_id)
         for child in self.children(item["id"]):

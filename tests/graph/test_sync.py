@@ -188,6 +188,7 @@ def test_sync_brings_every_target_to_the_changed_source(world):
     drive.add_file(rng, "root", "Na de migratie.txt", b"nieuw na de bulk\n")
     drive.replace_content(files[0]["id"], b"vervangen inhoud\n")
     drive.delete(files[1]["id"])
+    drive.rename(files[2]["id"], "Hernoemd na de migratie.txt")  # same id, new name: the old copy must not linger
 
     # -- a delta pass without deletions: new and changed arrive, deleted ones stay
     first = run(config, "sync")
