@@ -32,8 +32,8 @@ from urllib.parse import quote, unquote
 
 import vobject
 
-from connectors.dav_http import Answer, DavConnection, Login, said
-from migrator.errors import ConfigError, ItemError, TransientError
+from connectors.dav_http import Answer, DavConnection, Login, probe_home, said
+from migrator.errors import ItemError, TransientError
 from migrator.model import Capabilities, DestRef, Target
 
 KINDS = {
@@ -277,14 +277,7 @@ class DavSink:
 
     async def probe(self, owner: str) -> str:
         """The owner's home collection answers (what preflight checks before any data moves)."""
-        home = self.home_path(owner)
-        answer = await self.http.request(owner, "PROPFIND", home, refusal_fails=False, content=_PROPFIND.encode(), headers={**_XML, "Depth": "0"})
-        user = self.http.account(owner)[0]
-        if answer.status in (401, 403):
-            raise ConfigError(f"the {self.kind} server refused {user} ({answer.status})", hint="check the password or user_passwords of the target")
-        if answer.status != 207:
-            raise ConfigError(f"no {self.kind} home at {home} for {user}: {said(answer)}", hint="check the target's url and home")
-        return f"home {home} of {self.http.account(owner)[0]} found"
+        return await probe_home(self.http, owner, self.home_path(owner), _PROPFIND.encode(), self.kind)
 
     async def ensure_container(self, owner: str, path: tuple[str, ...]) -> str:
         collection = self.collection_path(owner, path)

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from migrator.errors import ItemError, TransientError
+from migrator.errors import ConfigError, ItemError, TransientError
 
 Login = Callable[[str], tuple[str, str]]
 
@@ -133,3 +133,15 @@ class DavConnection:
                 yield response
         except httpx.TransportError as exc:
             raise TransientError(f"{method} {url_path}: {type(exc).__name__}: {exc}") from None
+
+
+async def probe_home(http: DavConnection, owner: str, url_path: str, body: bytes, server: str) -> str:
+    """Preflight of a DAV target: the owner's home answers a PROPFIND as that owner."""
+    answer = await http.request(owner, "PROPFIND", url_path, refusal_fails=False, content=body,
+                                headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "0"})
+    user = http.account(owner)[0]
+    if answer.status in (401, 403):
+        raise ConfigError(f"the {server} server refused {user} ({answer.status})", hint="check the password or user_passwords of the target")
+    if answer.status != 207:
+        raise ConfigError(f"no {server} home at {url_path} for {user}: {said(answer)}", hint="check the target's url and home")
+    return f"home {url_path} of {user} found"

@@ -17,9 +17,9 @@ import hashlib
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote, unquote
 
-from connectors.dav_http import Answer, DavConnection, Login, said
+from connectors.dav_http import Answer, DavConnection, Login, probe_home, said
 from connectors.webdav_props import PROPFIND_BODY, Resource, parse_multistatus
-from migrator.errors import ConfigError, ItemError
+from migrator.errors import ItemError
 from migrator.model import Capabilities, DestRef, Payload, Target
 
 XML = {"Content-Type": "application/xml; charset=utf-8"}
@@ -102,14 +102,7 @@ class WebDavSink:
 
     async def probe(self, owner: str) -> str:
         """The owner's home folder answers (what preflight checks before any data moves)."""
-        home = self.home_path(owner)
-        answer = await self.http.request(owner, "PROPFIND", home + "/", refusal_fails=False, content=PROPFIND_BODY, headers={**XML, "Depth": "0"})
-        user = self.http.account(owner)[0]
-        if answer.status in (401, 403):
-            raise ConfigError(f"the WebDAV server refused {user} ({answer.status})", hint="check the password or user_passwords of the target")
-        if answer.status != 207:
-            raise ConfigError(f"no folder at {home} for {user}: {said(answer)}", hint="check the target's url and home")
-        return f"home {home} of {self.http.account(owner)[0]} found"
+        return await probe_home(self.http, owner, self.home_path(owner) + "/", PROPFIND_BODY, "WebDAV")
 
     async def find(self, owner: str, path: tuple[str, ...], target: Target) -> DestRef | None:
         resource = await self._propfind(owner, self.item_path(owner, path, target.dest_key))

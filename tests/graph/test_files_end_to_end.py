@@ -89,6 +89,15 @@ def run(config):
     return result, problems
 
 
+def first_run(config):
+    """A bulk pass that must end with every item copied, verified and reconciled."""
+    first, problems = run(config)
+    assert problems == [] and first.exit_code == 0, problems[:3]
+    assert first.verify.outcomes["mismatch"] == 0 and first.verify.outcomes["verified"] > 0
+    assert [(where, f.detail()) for where, f in first.verify.reconciled.disagreements()] == []
+    return first
+
+
 def expected_files(sandbox, user: dict) -> dict[str, str]:
     """Legal path below the user's home -> sha256 of the source bytes, for every file."""
     drive = onedrive(sandbox.tenant, user["id"])
@@ -108,10 +117,7 @@ def test_onedrives_arrive_complete_and_a_rerun_uploads_nothing(tmp_path, tenant_
     members = members_of(tenant_sandbox)
     with running_wsgidav(tmp_path / "dav", {local(u): PASSWORD for u in members}) as server:
         config = files_config(tmp_path, tenant_sandbox, WEBDAV_TARGET.format(url=server.url))
-        first, problems = run(config)
-        assert problems == [] and first.exit_code == 0, problems[:3]
-        assert first.verify.outcomes["mismatch"] == 0 and first.verify.outcomes["verified"] > 0
-        assert [(where, f.detail()) for where, f in first.verify.reconciled.disagreements()] == []
+        first_run(config)
         for user in members:
             home = server.root / local(user)
             assert stored_files(home) == expected_files(tenant_sandbox, user)
@@ -137,10 +143,7 @@ def test_onedrives_into_nextcloud_keep_mtimes_and_shares(tmp_path, tenant_sandbo
     accounts = {local(u): f"{PASSWORD}-{local(u)}" for u in tenant.users}
     with NextcloudServer(tmp_path / "nc", users=accounts, public_links=False) as server:
         config = files_config(tmp_path, tenant_sandbox, NEXTCLOUD_TARGET.format(url=server.url))
-        first, problems = run(config)
-        assert problems == [] and first.exit_code == 0, problems[:3]
-        assert first.verify.outcomes["mismatch"] == 0 and first.verify.outcomes["verified"] > 0
-        assert [(where, f.detail()) for where, f in first.verify.reconciled.disagreements()] == []
+        first_run(config)
         for user in members:
             home = tmp_path / "nc" / "files" / local(user)
             assert stored_files(home) == expected_files(tenant_sandbox, user)
