@@ -13,7 +13,6 @@ from connectors.matrix import MatrixSink
 from mappings.chat import PLAN_KIND, SOURCE_KEY, ChatOptions
 from migrator.errors import ItemError, TransientError
 from migrator.model import DestRef, Payload, Target
-from tests.fixtures.synapse import synapse  # noqa: F401
 from tests.sink_contract import SinkContract
 
 _fresh = itertools.count()
@@ -31,7 +30,7 @@ def run(coro):
 
 class TestMatrixSinkContract(SinkContract):
     @pytest.fixture
-    def sink(self, synapse):  # noqa: F811
+    def sink(self, synapse):
         return new_sink(synapse)
 
     def remove(self, sink, ref: DestRef) -> None:
@@ -48,7 +47,7 @@ def plan_target(message_id: str, body: str, sender: str, ts: int, reactions: lis
     return Target(f"room/{message_id}", Payload.from_bytes(json.dumps(plan).encode()), {"kind": PLAN_KIND, "media": {}})
 
 
-def test_a_second_sink_finds_every_part_from_the_timeline_and_sends_nothing(synapse):  # noqa: F811
+def test_a_second_sink_finds_every_part_from_the_timeline_and_sends_nothing(synapse):
     prefix = f"teams_t{next(_fresh)}_"
     ghost, other = f"@teams_ada:{synapse.server_name}", f"@teams_bob:{synapse.server_name}"
     owner = synapse.register_user(f"owner{next(_fresh)}")
@@ -97,7 +96,7 @@ def test_a_second_sink_finds_every_part_from_the_timeline_and_sends_nothing(syna
     assert name == "Ada Lovelace" and joined == {"membership": "join", "displayname": "Ada Lovelace"}
 
 
-def test_a_message_stopped_between_its_text_and_its_image_is_completed_without_repeating_the_text(synapse):  # noqa: F811
+def test_a_message_stopped_between_its_text_and_its_image_is_completed_without_repeating_the_text(synapse):
     prefix = f"teams_t{next(_fresh)}_"
     ghost = f"@teams_ada:{synapse.server_name}"
     path = ("gap", "", "")
@@ -140,7 +139,7 @@ def test_a_message_stopped_between_its_text_and_its_image_is_completed_without_r
     assert kinds == ["m.text", "m.image"] and data == png
 
 
-def test_an_owner_without_a_matrix_account_fails_with_the_fix(synapse):  # noqa: F811
+def test_an_owner_without_a_matrix_account_fails_with_the_fix(synapse):
     sink = new_sink(synapse)
     with pytest.raises(ItemError, match="@nobody-here:localhost does not exist: create it"):
         run(sink.ensure_container("@nobody-here:localhost", ("absent", "", "")))

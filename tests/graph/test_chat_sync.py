@@ -13,7 +13,6 @@ from migrator.job import STAGES, SYNC_STAGES, Job, Selection
 from migrator.model import Container
 from migrator.sandbox.api_teams import department_chats
 from migrator.wiring import build_sink
-from tests.fixtures.synapse import synapse  # noqa: F401
 from tests.graph.test_chat_to_synapse import (  # noqa: F401
     chat_config,
     members_of,

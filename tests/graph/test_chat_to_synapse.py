@@ -24,7 +24,6 @@ from migrator.sandbox.api_teams import department_chats, department_team
 from migrator.sandbox.app import Sandbox
 from migrator.sandbox.tenant import Tenant
 from migrator.wiring import build_sink, chat_options
-from tests.fixtures.synapse import synapse  # noqa: F401
 from tests.graph.configs import sandbox_source
 from tests.helpers import CrashAfter, is_crash
 
@@ -201,7 +200,7 @@ def check_rooms(server, sandbox, config, only: dict | None = None) -> Counter:
     return counts
 
 
-def test_teams_history_arrives_once_with_senders_times_threads_reactions_and_images(tmp_path, tenant_sandbox, synapse):  # noqa: F811
+def test_teams_history_arrives_once_with_senders_times_threads_reactions_and_images(tmp_path, tenant_sandbox, synapse):
     members = members_of(tenant_sandbox)
     register_real_users(synapse, members)
     department = members[0]["department"]
@@ -254,7 +253,7 @@ def test_teams_history_arrives_once_with_senders_times_threads_reactions_and_ima
     assert [mark["key"] for _, mark in marks][-2:] == [edited["id"], posted["id"]]
 
 
-def test_a_run_killed_mid_room_then_rerun_leaves_no_duplicate_and_no_gap(tmp_path, tenant_sandbox, synapse):  # noqa: F811
+def test_a_run_killed_mid_room_then_rerun_leaves_no_duplicate_and_no_gap(tmp_path, tenant_sandbox, synapse):
     member = members_of(tenant_sandbox)[0]  # one user's chats and channels: enough rooms to be killed in
     register_real_users(synapse, [member])
     prefix = f"teams_e2e{next(_prefixes)}_"
