@@ -13,6 +13,7 @@ STATE_COLOURS = {
     "planned": "#b0bec5",
     "skipped": "#8e24aa",
     "removed": "#6d4c41",
+    "deleted": "#9e9e9e",
     "mismatch": "#f9a825",
     "failed": "#c62828",
 }

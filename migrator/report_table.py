@@ -15,7 +15,7 @@ from migrator.report import copy_throughput
 
 def print_table(report: dict[str, Any], console: Console, title: str = "Migration report", list_items: bool = True) -> None:
     table = Table(title=title, title_justify="left")
-    for column in ("department", "user", "workload", "items", "verified", "copied", "failed", "skipped", "mismatch", "removed", "planned", "moved"):
+    for column in ("department", "user", "workload", "items", "verified", "copied", "failed", "skipped", "mismatch", "removed", "deleted", "planned", "moved"):
         table.add_column(column, justify="right" if column not in ("department", "user", "workload") else "left")
     for row in report["rows"]:
         table.add_row(escape(row["department"]), escape(row["upn"]), row["workload"], *_counts(row))
@@ -67,7 +67,7 @@ def _print_problems(problems: list[dict[str, Any]], include_titles: bool, consol
 
 def _counts(row: dict[str, Any]) -> list[str]:
     return [str(row["items"]), str(row["verified"]), str(row["copied"]), _red(row["failed"]), str(row["skipped"]),
-            _red(row["mismatch"]), str(row["removed"]), str(row["planned"]), human_bytes(row["bytes_moved"])]
+            _red(row["mismatch"]), str(row["removed"]), str(row["deleted"]), str(row["planned"]), human_bytes(row["bytes_moved"])]
 
 
 def _red(value: int) -> str:
