@@ -43,6 +43,9 @@ class Ledger(ItemWrites, Queries):
         self.sqlite_path = _sqlite_path(url)
         if self.sqlite_path is not None:
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            # The ledger names every item (subjects, file names): only its owner reads it. SQLite
+            # gives its -wal and -shm files the database file's mode.
+            os.close(os.open(self.sqlite_path, os.O_RDWR | os.O_CREAT, 0o600))
         self.engine: Engine = create_engine(url, future=True)
         self.fault_hook: Callable[[str], None] | None = None
         if parsed.get_backend_name() == "sqlite":

@@ -96,3 +96,13 @@ def test_a_version_1_ledger_is_upgraded_in_place_keeping_its_rows(tmp_path):
     assert db.execute("select source_path, role from container").fetchone() == ('["Postvak IN"]', "inbox")
     assert [v for (v,) in db.execute("select version from schema_version order by version")] == [1, 2, 3]
     assert "dest_mtime" in {row[1] for row in db.execute("pragma table_info(item)")}
+
+
+def test_a_new_ledger_file_is_readable_by_its_owner_only(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'private.db'}")
+    try:
+        ledger.record_event(None, "test", "mode", {})
+    finally:
+        ledger.close()
+    for path in tmp_path.iterdir():
+        assert path.stat().st_mode & 0o077 == 0, f"{path.name} is readable by others"
