@@ -46,6 +46,7 @@ class Limiter:
         self.peak_in_flight: dict[tuple[str, str], int] = defaultdict(int)
         self.latency = 0.0  # seconds each admitted mailbox request takes, as a real server's would
         self.throttled: dict[str, int] = defaultdict(int)
+        self.injected: dict[str, int] = defaultdict(int)  # faults answered, by kind
 
     def _throttled(self, rule: str, message: str) -> GraphError:
         self.throttled[rule] += 1
@@ -95,6 +96,8 @@ class Limiter:
         with self._lock:
             hit = faults._rng.random() < faults.rate
             kind = faults._rng.choice(faults.kinds) if hit else ""
+            if kind:
+                self.injected[kind] += 1
         if kind == "503":
             raise GraphError(503, "serviceNotAvailable", "The service is temporarily unavailable.", {"Retry-After": "1"})
         if kind == "504":
