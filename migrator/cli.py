@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         _fail(str(exc), exc.hint, debug)
         return exc.exit_code
     except SQLAlchemyError as exc:
-        _fail(f"ledger error: {type(exc).__name__}: {str(exc).splitlines()[0]}", "check the ledger URL and that the database is reachable", debug)
+        _fail(*_ledger_error(exc), debug)
         return 2
     except KeyboardInterrupt:
         print("migrator: interrupted; rerun the same command to resume", file=sys.stderr)
@@ -376,6 +376,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - an unexpected bug: one line unless --debug
         _fail(f"unexpected {type(exc).__name__}: {exc}", "rerun with --debug for the traceback and report it", debug)
         return 1
+
+
+def _ledger_error(exc: SQLAlchemyError) -> tuple[str, str]:
+    """One line for a ledger failure, with what to do about it."""
+    said = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    if "disk is full" in said or "No space left" in said:
+        return f"the ledger's disk is full: {said}", "free space where the ledger lives, then rerun the same command: what was recorded is kept"
+    if "locked" in said:
+        return f"the ledger is busy: {said}", "another migrator holds it; wait for it, or stop it, then rerun"
+    return f"ledger error: {type(exc).__name__}: {said}", "check the ledger URL and that the database is reachable"
 
 
 def _fail(message: str, hint: str | None, debug: bool) -> None:

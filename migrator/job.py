@@ -8,6 +8,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from mappings.identity import (
     Identity,
     IdentityConflict,
@@ -74,6 +76,13 @@ class JobResult:
         return 1 if (self.failed or self.unknown_users or self.unfinished or self.guarded) else 0
 
 
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return found
+
+
 class Job:
     def __init__(
         self,
@@ -128,6 +137,13 @@ class Job:
             await opening()
         try:
             return await self._run(command, selection, stages, dry_run, retry_failed)
+        except ExceptionGroup as group:
+            # The worker pools run items in task groups; a failing ledger stops them all at once.
+            # Report that failure itself, as one error the command line can explain.
+            ledger_failure = next((e for e in _leaves(group) if isinstance(e, SQLAlchemyError)), None)
+            if ledger_failure is not None:
+                raise ledger_failure from None
+            raise
         finally:
             if closing is not None:
                 await closing()
