@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from migrator.errors import ItemError
 from migrator.model import (
     Capabilities,
     Change,
@@ -66,3 +67,13 @@ class WorkloadMapping:
     container_paths: Callable[[list[Container]], dict[str, tuple[str, ...] | None]] | None = None
     # A deeper check verify runs where hashes are not enough: stored bytes and a fresh source item -> problem or "".
     verify: Callable[[bytes, Item], str] | None = None
+
+    def map(self, item: Item, container: Container) -> Target | Skip:
+        """`item`, with any surprise in the source's data (a field of the wrong type, a value out
+        of range) turned into that item's own failure, named, instead of a crash."""
+        try:
+            return self.item(item, container)
+        except ItemError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError, OverflowError) as exc:
+            raise ItemError(f"the source's {container.workload} data has an unexpected shape: {type(exc).__name__}: {exc}") from None

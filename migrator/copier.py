@@ -121,7 +121,7 @@ class Copier:
         container = Container(work.container_source_id, work.container_name, work.workload, work.container_path, work.container_role)
         ref = ItemRef(work.source_id, work.change_key, work.kind, work.name, work.size)
         item = await self._retrying(lambda: self.source.fetch(user, container, ref))
-        mapped = self.mappings[work.workload].item(item, container)
+        mapped = self.mappings[work.workload].map(item, container)
         if isinstance(mapped, Skip):
             if mapped.deleted_at_source and work.dest_id:
                 self.ledger.record_removed(self.run_id, work.item_id, mapped.reason)  # its copy goes with --propagate-deletes
