@@ -250,6 +250,22 @@ def test_unicode_and_ampersand_folder_names_round_trip(server):
     assert any(name.encode() in row for row in subscribed)
 
 
+@pytest.mark.parametrize("name", ['Offerte "2026"', "Alles * en %", "Back\\slash", "(haakjes) {3}", "  spaties  "])
+def test_folder_names_with_quotes_and_wildcards_are_quoted_not_interpreted(server, name):
+    """Quotes, LIST wildcards and backslashes in a folder name travel quoted: the folder made is
+    that one folder, a message lands in it, and no other folder is touched or listed by it."""
+    sink = make_sink(server)
+    path = ("Hostile", name)
+    run(sink.ensure_container("ada", path))
+    stored = run(sink.put("ada", path, mail_target("h-1")))
+    assert run(sink.list_keys("ada", path)) == {"h-1"}
+    assert run(sink.stat("ada", stored)) is not None
+    with imap(server, "ada") as conn:
+        listed = folders(conn)
+    unquoted = {re.sub(r'\\(["\\])', r"\1", f) for f in listed}  # imaplib leaves LIST's quoted-string escapes in
+    assert f"Hostile/{name}" in {decode_mailbox(f) for f in unquoted}
+
+
 def test_a_name_the_server_refuses_is_an_item_error_with_its_words(server):
     sink = make_sink(server)
     with pytest.raises(ItemError, match="not allowed"):
