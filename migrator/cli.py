@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from migrator import __version__
-from migrator.config import Config, load_config
+from migrator.config import Config, load_config, with_ca_bundle
 from migrator.errors import ConfigError, MigratorError, UsageError
 from migrator.job import STAGES, SYNC_STAGES, Job, JobResult, Selection
 from migrator.progress import RichProgress, plan_lines
@@ -43,6 +43,7 @@ WorkloadOpt = Annotated[list[str] | None, typer.Option("--workload", "-w", help=
 
 class _State:
     debug = False
+    ca_bundle: Path | None = None
 
 
 def _version(value: bool) -> None:
@@ -55,12 +56,16 @@ def _version(value: bool) -> None:
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    ca_bundle: Annotated[Path | None, typer.Option("--ca-bundle", help="A private CA to trust for every connection without its own ca_bundle.")] = None,
 ) -> None:
     _State.debug = debug
+    _State.ca_bundle = ca_bundle
 
 
 def _config(path: Path, ledger: str | None) -> Config:
     config = load_config(path)
+    if _State.ca_bundle is not None:
+        config = with_ca_bundle(config, _State.ca_bundle)
     if ledger:
         config = _with_ledger(config, ledger)
     return config
@@ -139,7 +144,7 @@ def preflight(
     from migrator.preflight import FAIL, WARN, run_preflight
     from migrator.wiring import build_sink, build_source
 
-    cfg = load_config(config)
+    cfg = _config(config, None)
     selection = Selection.from_config(cfg, department, users_file, workload)
     sinks = {w: build_sink(w, cfg.targets[w], cfg) for w in selection.workloads}
     checks = asyncio.run(run_preflight(cfg, build_source(cfg), sinks, selection))

@@ -393,6 +393,20 @@ def _read_overrides(path: Path) -> dict[str, dict[str, str]]:
         raise ConfigError(f"cannot read identity overrides {path}: {exc.strerror}", hint="check identity.overrides") from None
 
 
+def with_ca_bundle(config: Config, ca_bundle: Path) -> Config:
+    """Trusts a private CA for the source and every network target that names no CA of its own.
+    Verification itself stays on: there is no way to switch it off."""
+    path = ca_bundle.expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"--ca-bundle names {path}, which is not a file", hint="give the PEM file of the private CA")
+    source = dict(config.source)
+    if config.source_kind == "graph":
+        source.setdefault("ca_bundle", str(path))
+    targets = {w: SinkConfig(s.kind, s.options if s.kind in ("directory", "memory", "maildir") else {"ca_bundle": str(path), **s.options})
+               for w, s in config.targets.items()}
+    return replace(config, source=source, targets=targets)
+
+
 def read_users_file(path: Path) -> list[str]:
     """UPNs from a CSV with a `upn` column, or one UPN per line; `#` starts a comment."""
     try:

@@ -104,3 +104,26 @@ def test_identity_overrides_are_read_and_checked(tmp_path):
     overrides.write_text("upn,mail\nada@example.org,x\n")
     with pytest.raises(ConfigError, match="unknown column 'mail'"):
         load_config(tmp_path / "migrator.toml")
+
+
+def test_a_private_ca_applies_where_no_section_names_its_own(tmp_path):
+    from migrator.config import with_ca_bundle
+
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "own.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "pw").write_text("secret")
+    config = parse_config({
+        "source": {"kind": "example"},
+        "workloads": {"enabled": ["mail", "files", "calendar"]},
+        "targets": {
+            "mail": {"kind": "maildir", "path": "mail"},
+            "files": {"kind": "nextcloud", "url": "https://cloud.example.org", "password": {"file": "pw"}},
+            "calendar": {"kind": "caldav", "url": "https://dav.example.org", "password": {"file": "pw"}, "ca_bundle": "own.pem"},
+        },
+    }, base_dir=tmp_path)
+    trusting = with_ca_bundle(config, tmp_path / "ca.pem")
+    assert trusting.targets["files"].options["ca_bundle"] == str(tmp_path / "ca.pem")
+    assert trusting.targets["calendar"].options["ca_bundle"] == str(tmp_path / "own.pem")
+    assert "ca_bundle" not in trusting.targets["mail"].options
+    with pytest.raises(ConfigError, match="not a file"):
+        with_ca_bundle(config, tmp_path / "missing.pem")
