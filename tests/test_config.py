@@ -4,7 +4,7 @@ import tomllib
 
 import pytest
 
-from migrator.config import SecretRef, load_config, parse_config, read_users_file
+from migrator.config import SecretRef, load_config, parse_config, read_users_file, with_ca_bundle
 from migrator.errors import ConfigError
 from migrator.template import CONFIG_TEMPLATE
 
@@ -107,8 +107,6 @@ def test_identity_overrides_are_read_and_checked(tmp_path):
 
 
 def test_a_private_ca_applies_where_no_section_names_its_own(tmp_path):
-    from migrator.config import with_ca_bundle
-
     (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     (tmp_path / "own.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     (tmp_path / "pw").write_text("secret")
