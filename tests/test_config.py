@@ -4,7 +4,13 @@ import tomllib
 
 import pytest
 
-from migrator.config import SecretRef, load_config, parse_config, read_users_file, with_ca_bundle
+from migrator.config import (
+    SecretRef,
+    load_config,
+    parse_config,
+    read_users_file,
+    with_ca_bundle,
+)
 from migrator.errors import ConfigError
 from migrator.template import CONFIG_TEMPLATE
 
