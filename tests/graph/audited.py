@@ -108,7 +108,7 @@ def produce(work: Path, tls_files) -> Audited:
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     try:
-        with Sandbox(Tenant(seed=5, users=3), tls_files) as sandbox:
+        with Sandbox(Tenant(seed=5, users=2), tls_files) as sandbox:
             tenant = sandbox.tenant
             tenant.identity.apps[CLIENT_ID] = App(CLIENT_ID, secret=graph_secret)
             main = tenant.users[0]["department"]
