@@ -89,7 +89,7 @@ def _tiles(report: dict[str, Any]) -> str:
     t, v = report["totals"], report["verification"]
     seconds, nbytes = copy_throughput(report)
     tiles = [("items", t["items"]), ("verified", t["verified"]), ("copied, not re-read", t["copied"]), ("planned", t["planned"]),
-             ("failed", t["failed"]), ("mismatch", t["mismatch"]), ("skipped", t["skipped"]), ("removed at source", t["removed"]),
+             ("failed", t["failed"]), ("mismatch", t["mismatch"]), ("skipped", t["skipped"]), ("removed at source", t["removed"]), ("deleted at both", t["deleted"]),
              ("moved", human_bytes(t["bytes_moved"])), ("copy time", f"{seconds:,.1f} s"),
              ("throughput", f"{human_bytes(nbytes / seconds)}/s" if seconds else "-"),
              ("containers disagreeing", f"{v['disagreeing']} of {v['containers']}")]

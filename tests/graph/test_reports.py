@@ -112,6 +112,7 @@ def test_every_field_of_the_report_schema_is_documented(audited):
     fields |= set(report["departments"][0]["users"][0]["workloads"][0]["containers"][0]["reconciliation"])
     fields |= set(CSV_FIELDS) | set(report["verification"]["totals"])
     assert len(set(CSV_FIELDS)) == len(CSV_FIELDS), "CSV column names are unique"
+    assert f"`{','.join(CSV_FIELDS)}`" in section, "the CSV header is documented as written"
     missing = sorted(f for f in fields if f"`{f}`" not in section)
     assert missing == [], f"README's report schema does not describe {missing}"
 
