@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test bench clean debs
 
 # Debian packages the test suite needs; installed only when missing.
-DEB_PACKAGES := dovecot-imapd chromium
+DEB_PACKAGES := dovecot-imapd chromium postgresql
 # Only the benchmarks compare against rclone.
 BENCH_DEB_PACKAGES := rclone
 
@@ -33,6 +33,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.mail
 	$(BIN)/python -m bench.files
 	$(BIN)/python -m bench.chat
+	$(BIN)/python -m bench.ledger
+	$(BIN)/python -m bench.calendar
+	$(BIN)/python -m bench.department
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .hypothesis

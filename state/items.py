@@ -3,11 +3,13 @@ Each method is one short transaction; a state change and its audit event commit 
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from state.models import Container, Item, ItemState, Scope, utcnow
-from state.queries import WorkItem, decode_path, encode_path, scope_filter
+from state.models import Container, Item, ItemState, Run, Scope, utcnow
+from state.queries import CopiedItem, WorkItem, decode_path, encode_path, scope_filter
 
 
 class ItemWrites:
@@ -107,19 +109,23 @@ class ItemWrites:
     # -- copying ---------------------------------------------------------------------------------
 
     def claim(
-        self, run_id: int, max_attempts: int, upns: list[str] | None, workloads: list[str] | None, after_id: int = 0, limit: int = 500
+        self, run_id: int, max_attempts: int, upns: list[str] | None, workloads: list[str] | None, after_id: int = 0, limit: int = 500,
+        lease_seconds: float | None = None,
     ) -> list[WorkItem]:
         """Leases up to `limit` unfinished items (planned, or failed with attempts left) to this run.
 
-        Items come in id order from `after_id` on, so one run tries each item once."""
+        Items come in id order from `after_id` on, so one run tries each item once. With
+        `lease_seconds` the lease expires unless renewed, and items whose lease expired (their
+        worker died) are taken over."""
         with self.transaction() as s:
+            now = utcnow()
             stmt = (
                 select(Item, Container, Scope)
                 .join(Container, Item.container_id == Container.id)
                 .join(Scope, Container.scope_id == Scope.id)
                 .where(
                     Item.id > after_id,
-                    Item.lease_owner.is_(None),
+                    Item.lease_owner.is_(None) | (Item.lease_expires_at < now),
                     (Item.state == ItemState.PLANNED) | ((Item.state == ItemState.FAILED) & (Item.attempts < max_attempts)),
                 )
                 .order_by(Item.id)
@@ -129,9 +135,13 @@ class ItemWrites:
             if s.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True, of=Item)
             rows = s.execute(stmt).all()
+            expires = now + dt.timedelta(seconds=lease_seconds) if lease_seconds else None
+            taken_over: dict[int, list[int]] = {}
             claimed = []
             for item, container, scope in rows:
-                item.lease_owner = run_id
+                if item.lease_owner is not None:
+                    taken_over.setdefault(item.lease_owner, []).append(item.id)
+                item.lease_owner, item.lease_expires_at = run_id, expires
                 claimed.append(
                     WorkItem(
                         item.id, item.source_id, item.kind, item.name, item.change_key, item.size,
@@ -140,7 +150,44 @@ class ItemWrites:
                         scope.target_owner, item.dest_key, item.dest_id, item.put_started_at is not None, item.attempts,
                     )
                 )
+            for owner, ids in taken_over.items():
+                self._append(s, run_id, "items.lease_taken_over", f"{len(ids)} items of run {owner}", {"run": owner, "items": ids})
             return claimed
+
+    def claim_copied(
+        self, run_id: int, upns: list[str] | None, workloads: list[str] | None, after_id: int, limit: int, lease_seconds: float,
+    ) -> list[CopiedItem]:
+        """Leases copied items not yet verified, so that workers sharing a ledger verify each once."""
+        with self.transaction() as s:
+            now = utcnow()
+            stmt = (
+                select(Item)
+                .join(Container, Item.container_id == Container.id)
+                .join(Scope, Container.scope_id == Scope.id)
+                .where(
+                    Item.id > after_id, Item.state == ItemState.COPIED, Item.dest_key.is_not(None),
+                    Item.lease_owner.is_(None) | (Item.lease_expires_at < now),
+                )
+                .order_by(Item.id)
+                .limit(limit)
+            )
+            stmt = scope_filter(stmt, upns, workloads)
+            if s.get_bind().dialect.name == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True, of=Item)
+            ids = list(s.scalars(stmt.with_only_columns(Item.id)))
+            if ids:
+                s.execute(update(Item).where(Item.id.in_(ids)).values(lease_owner=run_id, lease_expires_at=now + dt.timedelta(seconds=lease_seconds)))
+        return self.copied_items(upns, workloads, ids=ids) if ids else []
+
+    def renew_leases(self, run_id: int, lease_seconds: float, items_done: int) -> int:
+        """The worker's heartbeat: extends its leases and says it is alive; returns the leases held."""
+        with self.transaction() as s:
+            now = utcnow()
+            held = s.execute(
+                update(Item).where(Item.lease_owner == run_id).values(lease_expires_at=now + dt.timedelta(seconds=lease_seconds))
+            ).rowcount
+            s.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=now, items_done=items_done))
+            return held
 
     def record_put_intent(self, item_id: int, dest_key: str) -> None:
         with self.transaction() as s:
@@ -214,7 +261,7 @@ class ItemWrites:
         with self.transaction() as s:
             for item_id, problem in results:
                 state = ItemState.MISMATCH if problem else ItemState.VERIFIED
-                s.execute(update(Item).where(Item.id == item_id).values(state=state, last_error=problem or None, updated_at=utcnow()))
+                s.execute(update(Item).where(Item.id == item_id).values(state=state, last_error=problem or None, lease_owner=None, updated_at=utcnow()))
                 kind = "item.mismatch" if problem else "item.verified"
                 self._append(s, run_id, kind, f"item {item_id}", {"problem": problem} if problem else {})
 

@@ -4,6 +4,7 @@ events commit together, so a killed process leaves the ledger consistent."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import json
 import os
@@ -46,7 +47,13 @@ class Ledger(ItemWrites, Queries):
             # The ledger names every item (subjects, file names): only its owner reads it. SQLite
             # gives its -wal and -shm files the database file's mode.
             os.close(os.open(self.sqlite_path, os.O_RDWR | os.O_CREAT, 0o600))
-        self.engine: Engine = create_engine(url, future=True)
+        if parsed.get_backend_name() == "postgresql" and "+" not in parsed.drivername:
+            parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3; SQLAlchemy would pick psycopg2
+        try:
+            self.engine: Engine = create_engine(parsed, future=True)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f"the ledger's database driver {exc.name} is not installed",
+                              hint="pip install 'm365-migrator[postgres]' for a PostgreSQL ledger") from None
         self.fault_hook: Callable[[str], None] | None = None
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -60,6 +67,8 @@ class Ledger(ItemWrites, Queries):
         self._lock_file: int | None = None
         # While this process holds the ledger exclusively the chain head is known without a query.
         self._head: tuple[int, str] | None = None
+        # A worker's run silent for this long is taken for dead (its leases have long expired by then).
+        self.stale_after = 300.0
 
     def _before_commit(self, session: Session) -> None:
         if self.fault_hook is not None:
@@ -114,7 +123,7 @@ class Ledger(ItemWrites, Queries):
             dead = [run.id for run in interrupted if self._run_is_dead(run)]
             if not dead:
                 return 0
-            freed = s.execute(update(Item).where(Item.lease_owner.in_(dead)).values(lease_owner=None)).rowcount
+            freed = s.execute(update(Item).where(Item.lease_owner.in_(dead)).values(lease_owner=None, lease_expires_at=None)).rowcount
             s.execute(update(Run).where(Run.id.in_(dead)).values(status="interrupted", finished_at=utcnow()))
             for run_id in dead:
                 self._append(s, None, "run.interrupted", f"run {run_id}", {"claims_freed": freed})
@@ -123,6 +132,8 @@ class Ledger(ItemWrites, Queries):
     def _run_is_dead(self, run: Run) -> bool:
         if self.sqlite_path is not None:
             return True  # we hold the exclusive lock, so no other process is running on this ledger
+        if run.heartbeat_at is not None and run.heartbeat_at < utcnow() - dt.timedelta(seconds=self.stale_after):
+            return True  # a worker whose heartbeat stopped, on whichever host
         if run.host != socket.gethostname():
             return False
         try:
@@ -146,7 +157,7 @@ class Ledger(ItemWrites, Queries):
     def finish_run(self, run_id: int, status: str, totals: dict | None = None) -> None:
         with self.transaction() as s:
             s.execute(update(Run).where(Run.id == run_id).values(status=status, finished_at=utcnow()))
-            s.execute(update(Item).where(Item.lease_owner == run_id).values(lease_owner=None))
+            s.execute(update(Item).where(Item.lease_owner == run_id).values(lease_owner=None, lease_expires_at=None))
             self._append(s, run_id, "run.finished", status, totals or {})
 
     def _append(self, s: Session, run_id: int | None, kind: str, subject: str, detail: dict) -> None:

@@ -57,6 +57,9 @@ class Run(Base):
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
     status: Mapped[str] = mapped_column(String(20), default="running")
+    # Written by workers sharing one ledger: a run whose heartbeat stops is dead, wherever it ran.
+    heartbeat_at: Mapped[dt.datetime | None]
+    items_done: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Scope(Base):
@@ -119,6 +122,8 @@ class Item(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[int | None] = mapped_column(Integer)
+    # A claim by a worker on a shared ledger lasts until then unless renewed; past it, others may take the item.
+    lease_expires_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -86,8 +86,10 @@ class Queries:
     """Mixed into Ledger, which provides `engine`."""
 
     def copied_items(self, upns: list[str] | None, workloads: list[str] | None, after_id: int = 0, limit: int = 500,
-                     states: tuple[str, ...] = (ItemState.COPIED, ItemState.VERIFIED, ItemState.MISMATCH)) -> list[CopiedItem]:
-        """Items with a copy at the target, in id order; `states` (REMOVED) picks copies of items the source deleted."""
+                     states: tuple[str, ...] = (ItemState.COPIED, ItemState.VERIFIED, ItemState.MISMATCH),
+                     ids: list[int] | None = None) -> list[CopiedItem]:
+        """Items with a copy at the target, in id order; `states` (REMOVED) picks copies of items the source deleted,
+        `ids` only those items (a worker's claimed share)."""
         with Session(self.engine) as s:
             stmt = (
                 select(Item, Container, Scope)
@@ -97,6 +99,8 @@ class Queries:
                 .order_by(Item.id)
                 .limit(limit)
             )
+            if ids is not None:
+                stmt = stmt.where(Item.id.in_(ids))
             rows = s.execute(scope_filter(stmt, upns, workloads)).all()
             return [
                 CopiedItem(i.id, sc.upn, sc.workload, sc.target_owner, c.id, decode_path(c.target_path), i.dest_key, i.dest_id or "", i.size,
@@ -193,6 +197,22 @@ class Queries:
         """The latest runs, newest first; all of them when `limit` is None."""
         with Session(self.engine) as s:
             return list(s.scalars(select(Run).order_by(Run.id.desc()).limit(limit)))
+
+    def workers(self, limit: int = 20) -> list[Run]:
+        """Runs that kept a heartbeat (workers on a shared ledger), latest first."""
+        with Session(self.engine) as s:
+            return list(s.scalars(select(Run).where(Run.heartbeat_at.is_not(None)).order_by(Run.id.desc()).limit(limit)))
+
+    def leased(self, upns: list[str] | None = None, workloads: list[str] | None = None) -> int:
+        """Unfinished items some run holds a lease on, expired or not."""
+        with Session(self.engine) as s:
+            stmt = (
+                select(func.count(Item.id))
+                .join(Container, Item.container_id == Container.id)
+                .join(Scope, Container.scope_id == Scope.id)
+                .where(Item.lease_owner.is_not(None), Item.state.in_([ItemState.PLANNED, ItemState.FAILED, ItemState.COPIED]))
+            )
+            return s.scalar(scope_filter(stmt, upns, workloads)) or 0
 
     def unfinished(self, max_attempts: int, upns: list[str] | None = None, workloads: list[str] | None = None) -> int:
         with Session(self.engine) as s:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from migrator.errors import ConfigError
 from state.models import Base, SchemaVersion
 
-CURRENT_VERSION = 3
+CURRENT_VERSION = 4
 
 
 def _container_source_path_and_role(session: Session) -> None:
@@ -22,11 +22,31 @@ def _item_dest_mtime(session: Session) -> None:
     session.execute(text("ALTER TABLE item ADD COLUMN dest_mtime FLOAT"))
 
 
+def _leases_and_heartbeats(session: Session) -> None:
+    session.execute(text("ALTER TABLE item ADD COLUMN lease_expires_at TIMESTAMP"))
+    session.execute(text("ALTER TABLE run ADD COLUMN heartbeat_at TIMESTAMP"))
+    session.execute(text("ALTER TABLE run ADD COLUMN items_done INTEGER DEFAULT 0 NOT NULL"))
+
+
 # version -> function that upgrades a ledger from version-1 to version.
-MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _container_source_path_and_role, 3: _item_dest_mtime}
+MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _container_source_path_and_role, 3: _item_dest_mtime, 4: _leases_and_heartbeats}
 
 
 def ensure_schema(engine: Engine) -> int:
+    if engine.dialect.name != "postgresql":
+        return _ensure_schema(engine)
+    # Workers starting together on one empty database must not create or upgrade it twice.
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(7030)"))
+        connection.commit()
+        try:
+            return _ensure_schema(engine)
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(7030)"))
+            connection.commit()
+
+
+def _ensure_schema(engine: Engine) -> int:
     tables = set(inspect(engine).get_table_names())
     if "schema_version" not in tables:
         if tables & {"run", "item", "event"}:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from state.ledger import Ledger
 from state.models import ItemState
+from tests.fixtures.postgres import postgres  # noqa: F401
 from tests.helpers import (
     CrashAfter,
     SimulatedCrash,
@@ -53,43 +55,53 @@ def _expected(source, config):
     return expected
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    layout=layouts,
-    crash_points=st.lists(
-        st.tuples(st.sampled_from(["commit", "before_put", "mid_put", "after_put"]), st.integers(min_value=1, max_value=30)),
-        min_size=1,
-        max_size=5,
-    ),
-    cheap_find=st.booleans(),
+crash_points = st.lists(
+    st.tuples(st.sampled_from(["commit", "before_put", "mid_put", "after_put"]), st.integers(min_value=1, max_value=30)),
+    min_size=1,
+    max_size=5,
 )
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layout=layouts, crash_points=crash_points, cheap_find=st.booleans())
 def test_killed_copy_reruns_to_exactly_the_source(layout, crash_points, cheap_find):
     with tempfile.TemporaryDirectory() as tmp:
-        config = memory_config(Path(tmp), WORKLOADS)
-        source = small_source(layout)
-        sinks = sinks_for(WORKLOADS, cheap_find)
-        for kind, n in crash_points:
-            crash = CrashAfter(n, kind)
-            try:
-                run_job(config, source, sinks, fault_hook=crash)
-            except BaseException as exc:  # noqa: BLE001 - the simulated kill is a BaseException
-                assert is_crash(exc), exc
-                assert crash.fired
-                event(f"killed at {crash.point}")
-        result = run_job(config, source, sinks)
-        assert result.exit_code == 0, result
+        _kill_and_rerun(memory_config(Path(tmp), WORKLOADS), layout, crash_points, cheap_find)
 
-        assert _sink_state(sinks, config) == _expected(source, config)
-        ledger = Ledger(config.ledger_url)
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layout=layouts, crash_points=crash_points, cheap_find=st.booleans())
+def test_killed_copy_reruns_to_exactly_the_source_on_postgresql(postgres, layout, crash_points, cheap_find):  # noqa: F811
+    with tempfile.TemporaryDirectory() as tmp:
+        config = replace(memory_config(Path(tmp), WORKLOADS), ledger_url=postgres.new_database())
+        _kill_and_rerun(config, layout, crash_points, cheap_find)
+
+
+def _kill_and_rerun(config, layout, crash_points, cheap_find):
+    source = small_source(layout)
+    sinks = sinks_for(WORKLOADS, cheap_find)
+    for kind, n in crash_points:
+        crash = CrashAfter(n, kind)
         try:
-            states = Counter()
-            for *_, state, count, _bytes in ledger.state_counts():
-                states[state] += count
-            total = sum(len(v) for v in layout.values())
-            assert states == (Counter({ItemState.VERIFIED: total}) if total else Counter())
-            assert ledger.audit().ok
-        finally:
-            ledger.close()
+            run_job(config, source, sinks, fault_hook=crash)
+        except BaseException as exc:  # noqa: BLE001 - the simulated kill is a BaseException
+            assert is_crash(exc), exc
+            assert crash.fired
+            event(f"killed at {crash.point}")
+    result = run_job(config, source, sinks)
+    assert result.exit_code == 0, result
+
+    assert _sink_state(sinks, config) == _expected(source, config)
+    ledger = Ledger(config.ledger_url)
+    try:
+        states = Counter()
+        for *_, state, count, _bytes in ledger.state_counts():
+            states[state] += count
+        total = sum(len(v) for v in layout.values())
+        assert states == (Counter({ItemState.VERIFIED: total}) if total else Counter())
+        assert ledger.audit().ok
+    finally:
+        ledger.close()
 
 
 @pytest.mark.parametrize("cheap_find", [True, False])

@@ -1,37 +1,58 @@
+"""The ledger on both of its databases: SQLite (one process, a file lock) and PostgreSQL (a server
+the tests start; several workers claiming with SKIP LOCKED and leases)."""
+
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import create_engine, inspect, text
 
 from migrator.errors import ConfigError, LedgerLocked
 from state.ledger import Ledger
 from state.schema import CURRENT_VERSION
+from tests.fixtures.postgres import ledger_url, postgres  # noqa: F401
 
 
-def test_a_new_ledger_is_versioned_and_uses_wal(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
-    ledger.close()
+def _sql(url: str, *statements: str) -> None:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    engine.dispose()
+
+
+def _query(url: str, statement: str) -> list[tuple]:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as connection:
+        rows = [tuple(r) for r in connection.execute(text(statement))]
+    engine.dispose()
+    return rows
+
+
+def test_a_new_ledger_is_versioned(ledger_url):  # noqa: F811
+    Ledger(ledger_url).close()
+    assert _query(ledger_url, "select max(version) from schema_version") == [(CURRENT_VERSION,)]
+
+
+def test_a_new_sqlite_ledger_uses_wal(tmp_path):
+    Ledger(f"sqlite:///{tmp_path / 'l.db'}").close()
     db = sqlite3.connect(tmp_path / "l.db")
-    assert db.execute("select max(version) from schema_version").fetchone()[0] == CURRENT_VERSION
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
 
 
-def test_a_ledger_from_a_newer_release_is_refused(tmp_path):
-    Ledger(f"sqlite:///{tmp_path / 'l.db'}").close()
-    db = sqlite3.connect(tmp_path / "l.db")
-    db.execute("insert into schema_version (version, applied_at) values (?, '2030-01-01 00:00:00')", (CURRENT_VERSION + 1,))
-    db.commit()
+def test_a_ledger_from_a_newer_release_is_refused(ledger_url):  # noqa: F811
+    Ledger(ledger_url).close()
+    _sql(ledger_url, f"insert into schema_version (version, applied_at) values ({CURRENT_VERSION + 1}, '2030-01-01 00:00:00')")
     with pytest.raises(ConfigError, match=f"schema version {CURRENT_VERSION + 1}"):
-        Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+        Ledger(ledger_url)
 
 
-def test_a_foreign_database_is_refused(tmp_path):
-    db = sqlite3.connect(tmp_path / "other.db")
-    db.execute("create table item (x)")
-    db.commit()
+def test_a_foreign_database_is_refused(ledger_url):  # noqa: F811
+    _sql(ledger_url, "create table item (x integer)")
     with pytest.raises(ConfigError, match="no schema version"):
-        Ledger(f"sqlite:///{tmp_path / 'other.db'}")
+        Ledger(ledger_url)
 
 
 def test_two_processes_cannot_run_on_one_ledger(tmp_path):
@@ -71,31 +92,126 @@ def test_an_invalid_ledger_url_is_a_config_error(tmp_path):
         Ledger("migration.db")
 
 
-def test_a_version_1_ledger_is_upgraded_in_place_keeping_its_rows(tmp_path):
-    url = f"sqlite:///{tmp_path / 'l.db'}"
-    ledger = Ledger(url)
+def _planned_item(ledger: Ledger, run_id: int, count: int = 1) -> int:
+    scope = ledger.upsert_scope("ada@example.org", "Finance", "mail", "ada@example.org")
+    container, _ = ledger.upsert_container(scope, "inbox", "Inbox", ("INBOX",))
+    ledger.apply_plan(run_id, container, [(f"m{n}", "ck", "message", f"hello {n}", 5) for n in range(count)], [])
+    return container
+
+
+def _downgrade(url: str, version: int) -> None:
+    """Makes a current ledger look like one written by the release at `version`."""
+    dropped = {
+        1: ["container.source_path", "container.role", "item.dest_mtime"],
+        3: ["item.lease_expires_at", "run.heartbeat_at", "run.items_done"],
+    }
+    columns = [c for v, cols in dropped.items() if v >= version for c in cols]
+    _sql(url, *[f"alter table {c.split('.')[0]} drop column {c.split('.')[1]}" for c in columns],
+         "delete from schema_version", f"insert into schema_version (version, applied_at) values ({version}, '2026-11-01 00:00:00')")
+
+
+def test_a_version_1_ledger_is_upgraded_in_place_keeping_its_rows(ledger_url):  # noqa: F811
+    ledger = Ledger(ledger_url)
     scope = ledger.upsert_scope("ada@example.org", "Finance", "mail", "ada@example.org")
     ledger.upsert_container(scope, "inbox", "Inbox", ("INBOX",))
     ledger.close()
-    db = sqlite3.connect(tmp_path / "l.db")
-    db.execute("alter table container drop column source_path")
-    db.execute("alter table container drop column role")
-    db.execute("alter table item drop column dest_mtime")
-    db.execute("delete from schema_version")
-    db.execute("insert into schema_version (version, applied_at) values (1, '2026-11-01 00:00:00')")
-    db.commit()
-    db.close()
+    _downgrade(ledger_url, 1)
 
-    upgraded = Ledger(url)
+    upgraded = Ledger(ledger_url)
     try:
         assert upgraded.find_container("ada@example.org", "mail", "inbox") is not None
         upgraded.upsert_container(scope, "inbox", "Inbox", ("INBOX",), ("Postvak IN",), "inbox")
     finally:
         upgraded.close()
-    db = sqlite3.connect(tmp_path / "l.db")
-    assert db.execute("select source_path, role from container").fetchone() == ('["Postvak IN"]', "inbox")
-    assert [v for (v,) in db.execute("select version from schema_version order by version")] == [1, 2, 3]
-    assert "dest_mtime" in {row[1] for row in db.execute("pragma table_info(item)")}
+    assert _query(ledger_url, "select source_path, role from container") == [('["Postvak IN"]', "inbox")]
+    assert _query(ledger_url, "select version from schema_version order by version") == [(1,), (2,), (3,), (4,)]
+
+
+def test_a_version_3_ledger_gains_leases_and_heartbeats_keeping_its_claims(ledger_url):  # noqa: F811
+    ledger = Ledger(ledger_url)
+    run_id = ledger.start_run("run")
+    _planned_item(ledger, run_id, 2)
+    assert len(ledger.claim(run_id, 5, None, None, limit=1)) == 1
+    ledger.close()
+    _downgrade(ledger_url, 3)
+
+    upgraded = Ledger(ledger_url)
+    try:
+        engine = create_engine(ledger_url.replace("postgresql://", "postgresql+psycopg://"))
+        assert {"lease_expires_at"} <= {c["name"] for c in inspect(engine).get_columns("item")}
+        assert {"heartbeat_at", "items_done"} <= {c["name"] for c in inspect(engine).get_columns("run")}
+        engine.dispose()
+        assert [w.source_id for w in upgraded.claim(run_id + 1, 5, None, None)] == ["m1"], "the old run's claim still holds"
+        assert upgraded.audit().ok
+    finally:
+        upgraded.close()
+    assert _query(ledger_url, "select version from schema_version order by version") == [(3,), (4,)]
+
+
+def test_a_lease_held_is_not_claimed_again_and_an_expired_one_is_taken_over(ledger_url):  # noqa: F811
+    ledger = Ledger(ledger_url)
+    try:
+        first, second = ledger.start_run("worker"), ledger.start_run("worker")
+        _planned_item(ledger, first, 3)
+        assert len(ledger.claim(first, 5, None, None, limit=2, lease_seconds=60)) == 2
+        assert [w.source_id for w in ledger.claim(second, 5, None, None, lease_seconds=60)] == ["m2"]
+        assert ledger.claim(second, 5, None, None, lease_seconds=60) == [], "live leases are respected"
+        assert ledger.renew_leases(first, -1, items_done=0) == 2  # as if the first worker's last renewal were long ago
+        taken = ledger.claim(second, 5, None, None, lease_seconds=60)
+        assert [w.source_id for w in taken] == ["m0", "m1"]
+        assert ledger.renew_leases(first, 60, items_done=0) == 0, "the dead worker holds nothing any more"
+        assert ledger.leased() == 3
+        assert ledger.audit().ok
+        assert _query(ledger_url, "select kind, subject from event where kind = 'items.lease_taken_over'") == [
+            ("items.lease_taken_over", f"2 items of run {first}")
+        ]
+    finally:
+        ledger.close()
+
+
+def test_the_heartbeat_shows_a_worker_and_a_silent_one_is_marked_interrupted(ledger_url):  # noqa: F811
+    ledger = Ledger(ledger_url)
+    try:
+        run_id = ledger.start_run("worker")
+        _planned_item(ledger, run_id)
+        ledger.claim(run_id, 5, None, None, lease_seconds=60)
+        ledger.renew_leases(run_id, 60, items_done=7)
+        [worker] = ledger.workers()
+        assert (worker.id, worker.items_done, worker.status) == (run_id, 7, "running")
+        ledger.stale_after = 0.0
+        assert ledger.acquire() == 1
+        assert ledger.workers()[0].status == "interrupted"
+        assert ledger.leased() == 0
+    finally:
+        ledger.close()
+
+
+def test_ledgers_claiming_at_once_share_the_items_out_without_overlap(postgres):  # noqa: F811
+    """PostgreSQL only: on SQLite the file lock admits one process, so claims never race."""
+    url = postgres.new_database()
+    setup = Ledger(url)
+    _planned_item(setup, setup.start_run("plan"), 60)
+    workers = [Ledger(url) for _ in range(3)]
+    run_ids = [w.start_run("worker") for w in workers]
+
+    def drain(n: int) -> list[int]:
+        got = []
+        while batch := workers[n].claim(run_ids[n], 5, None, None, limit=4, lease_seconds=60):
+            got += [w.item_id for w in batch]
+            for w in batch:
+                workers[n].record_copied(run_ids[n], w.item_id, f"k{w.item_id}", "d", None, 5, "h", healed=False)
+        return got
+
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            shares = list(pool.map(drain, range(3)))
+        claimed = [i for share in shares for i in share]
+        assert len(claimed) == len(set(claimed)) == 60
+        audit = setup.audit()
+        assert audit.ok and audit.events == 1 + 3 + 60, "concurrent appends keep one unbroken chain"
+    finally:
+        for ledger in [setup, *workers]:
+            ledger.close()
 
 
 def test_a_new_ledger_file_is_readable_by_its_owner_only(tmp_path):
