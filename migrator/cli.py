@@ -239,6 +239,28 @@ def cutover(
 
 
 @app.command()
+def worker(
+    config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, department: DepartmentOpt = None,
+    users_file: UsersFileOpt = None, workload: WorkloadOpt = None,
+    lease_seconds: Annotated[float, typer.Option("--lease-seconds", help="How long a claim lasts unless renewed; a dead worker's items move on after it.")] = 60.0,
+) -> None:
+    """Copy and verify what `migrator plan` recorded, alongside any number of workers on one PostgreSQL ledger."""
+    from migrator.worker import WorkerJob
+
+    if lease_seconds < 1:
+        raise UsageError(f"--lease-seconds must be at least 1, got {lease_seconds}", hint="e.g. --lease-seconds 60")
+    cfg = _config(config, ledger)
+    job = WorkerJob(cfg)
+    job.lease_seconds = lease_seconds
+    try:
+        result = asyncio.run(job.run("worker", Selection.from_config(cfg, department, users_file, workload), ("copy", "verify")))
+    finally:
+        job.close()
+    _print_result(result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
 def verify(
     config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, department: DepartmentOpt = None,
     users_file: UsersFileOpt = None, workload: WorkloadOpt = None,
@@ -267,6 +289,15 @@ def status(config: ConfigOpt = Path("migrator.toml"), ledger: LedgerOpt = None, 
     for r in led.runs(5):
         end = r.finished_at.strftime("%Y-%m-%d %H:%M:%S") if r.finished_at else "-"
         console.print(f"run {r.id}: {r.command:<7} {r.status:<24} started {r.started_at:%Y-%m-%d %H:%M:%S}, finished {end}")
+    _print_workers(led)
+
+
+def _print_workers(led: Ledger) -> None:
+    workers = led.workers()
+    if workers:
+        console.print("workers (run, host, pid, last heartbeat UTC, items done, state):")
+    for w in workers:
+        console.print(f"  worker {w.id}: {w.host} pid {w.pid}, heartbeat {w.heartbeat_at:%Y-%m-%d %H:%M:%S}, {w.items_done} items done, {w.status}")
 
 
 @app.command()

@@ -63,11 +63,11 @@ class Copier:
         self._containers: dict[tuple[str, str, tuple[str, ...]], str] = {}
         self._container_locks: dict[tuple[str, str, tuple[str, ...]], asyncio.Lock] = {}
         self.totals = CopyTotals()
+        self._copies: list[dict] = []  # copies made but not yet recorded: written to the ledger per claimed batch
 
     async def run(self, upns: list[str] | None, workloads: list[str] | None) -> CopyTotals:
-        batch = max(64, self.settings.concurrency * 8)
         after = 0
-        while claimed := self.ledger.claim(self.run_id, self.settings.max_attempts, upns, workloads, after_id=after, limit=batch):
+        while claimed := self._claim(upns, workloads, after):
             chains: dict[tuple[str, str], list[WorkItem]] = {}
             async with asyncio.TaskGroup() as group:
                 for work in claimed:
@@ -78,8 +78,23 @@ class Copier:
                         group.create_task(self._copy_bounded(work))
                 for chain in chains.values():
                     group.create_task(self._copy_in_order(chain))
+            self.flush()
             after = claimed[-1].item_id
         return self.totals
+
+    def _claim(self, upns: list[str] | None, workloads: list[str] | None, after: int) -> list[WorkItem]:
+        return self.ledger.claim(self.run_id, self.settings.max_attempts, upns, workloads, after_id=after, limit=max(64, self.settings.concurrency * 8))
+
+    def flush(self) -> None:
+        """Records the batch's copies in one transaction: a crash before it loses no item, since the
+        next run's probe finds what was written (see record_copied_many)."""
+        copies, self._copies = self._copies, []
+        self.ledger.record_copied_many(self.run_id, copies)
+
+    def _record_copied(self, item_id: int, dest: DestRef, size: int, content_hash: str, healed: bool,
+                       notes: tuple[str, ...] = (), renamed: dict | None = None) -> None:
+        self._copies.append({"item_id": item_id, "dest_key": dest.dest_key, "dest_id": dest.dest_id, "etag": dest.etag, "size": size,
+                             "content_hash": content_hash, "healed": healed, "mtime": dest.mtime, "notes": notes, "renamed": renamed})
 
     async def _copy_bounded(self, work: WorkItem) -> None:
         # The mailbox slot is taken before the global one, so a busy mailbox never idles global slots.
@@ -138,8 +153,7 @@ class Copier:
             same = await self._same_content(existing, mapped)
             if same is not None:
                 await self._retire_moved_copy(sink, work, existing.dest_id, existing, mapped)
-                self.ledger.record_copied(self.run_id, work.item_id, existing.dest_key, existing.dest_id, existing.etag, *same,
-                                          healed=True, mtime=existing.mtime)
+                self._record_copied(work.item_id, existing, *same, healed=True)
                 return "healed", 0
 
         if not sink.caps.cheap_find:
@@ -152,8 +166,8 @@ class Copier:
         if hashing.sha256 is None:
             raise ItemError("the target did not read the whole item")
         await self._retire_moved_copy(sink, work, dest.dest_id, existing, mapped)
-        self.ledger.record_copied(self.run_id, work.item_id, dest.dest_key, dest.dest_id, dest.etag, hashing.bytes_read, hashing.sha256,
-                                  healed=False, mtime=dest.mtime, notes=dest.notes, renamed=mapped.metadata.get("renamed"))
+        self._record_copied(work.item_id, dest, hashing.bytes_read, hashing.sha256, healed=False, notes=dest.notes,
+                            renamed=mapped.metadata.get("renamed"))
         return "copied", hashing.bytes_read
 
     async def _retire_moved_copy(self, sink: Sink, work: WorkItem, new_dest_id: str, existing: DestRef | None, mapped: Target) -> None:

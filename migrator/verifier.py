@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from migrator.contracts import Sink, Source, WorkloadMapping
@@ -51,15 +52,19 @@ def sampled(item_id: int, rate: float) -> bool:
 
 class Verifier:
     def __init__(self, ledger: Ledger, run_id: int, sinks: dict[str, Sink], concurrency: int = 8, sample: float = 1.0,
-                 source: Source | None = None, mappings: dict[str, WorkloadMapping] | None = None) -> None:
+                 source: Source | None = None, mappings: dict[str, WorkloadMapping] | None = None,
+                 claim: Callable[[int], list[CopiedItem]] | None = None) -> None:
         self.ledger, self.run_id, self.sinks, self.sample = ledger, run_id, sinks, sample
+        # Workers sharing a ledger each take their share of copied items (after_id -> batch); alone, all are read.
+        self.claim = claim
         self.source, self.mappings = source, mappings or {}
         self._limit = asyncio.Semaphore(concurrency)
         self.totals = VerifyTotals()
 
     async def run(self, upns: list[str] | None, workloads: list[str] | None) -> VerifyTotals:
         after = 0
-        while batch := self.ledger.copied_items(upns, workloads, after_id=after):
+        batches = self.claim or (lambda after_id: self.ledger.copied_items(upns, workloads, after_id=after_id))
+        while batch := batches(after):
             checked: list[tuple[int, str]] = []
             async with asyncio.TaskGroup() as group:
                 for item in batch:

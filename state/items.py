@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from state.models import Container, Item, ItemState, Run, Scope, utcnow
@@ -183,11 +183,20 @@ class ItemWrites:
         """The worker's heartbeat: extends its leases and says it is alive; returns the leases held."""
         with self.transaction() as s:
             now = utcnow()
+            # Rows the worker is recording right now are skipped, not waited for: their lease ends with that
+            # commit, and waiting would deadlock against a batch that updates the same rows in another order.
+            mine = select(Item.id).where(Item.lease_owner == run_id)
+            if s.get_bind().dialect.name == "postgresql":
+                mine = mine.with_for_update(skip_locked=True)
             held = s.execute(
-                update(Item).where(Item.lease_owner == run_id).values(lease_expires_at=now + dt.timedelta(seconds=lease_seconds))
+                update(Item).where(Item.id.in_(mine.scalar_subquery())).values(lease_expires_at=now + dt.timedelta(seconds=lease_seconds))
             ).rowcount
             s.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=now, items_done=items_done))
             return held
+
+    def release_leases(self, run_id: int) -> int:
+        with self.transaction() as s:
+            return s.execute(update(Item).where(Item.lease_owner == run_id).values(lease_owner=None, lease_expires_at=None)).rowcount
 
     def record_put_intent(self, item_id: int, dest_key: str) -> None:
         with self.transaction() as s:
@@ -199,21 +208,46 @@ class ItemWrites:
     ) -> None:
         """`notes`: what the sink could not carry over; `renamed`: {from, to, why} when the target
         refused the item's own name and the mapping made it legal."""
+        self.record_copied_many(run_id, [{
+            "item_id": item_id, "dest_key": dest_key, "dest_id": dest_id, "etag": etag, "size": size, "content_hash": content_hash,
+            "healed": healed, "mtime": mtime, "notes": notes, "renamed": renamed,
+        }])
+
+    def record_copied_many(self, run_id: int, copies: list[dict]) -> None:
+        """Several items' record_copied in one transaction. Safe to delay: an item written but not yet
+        recorded when the process dies is found at the target by the next run's probe, as after any crash."""
+        if not copies:
+            return
         with self.transaction() as s:
-            s.execute(
-                update(Item).where(Item.id == item_id).values(
-                    state=ItemState.COPIED, dest_key=dest_key, dest_id=dest_id, dest_etag=etag, size=size, dest_mtime=mtime,
-                    content_hash=content_hash, last_error=None, lease_owner=None, put_started_at=None, updated_at=utcnow(),
-                )
+            # Only while this run holds the item: a worker whose lease lapsed and was taken over leaves the record to the taker.
+            held_stmt = select(Item.id).where(Item.id.in_([c["item_id"] for c in copies]), Item.lease_owner == run_id)
+            if s.get_bind().dialect.name == "postgresql":
+                held_stmt = held_stmt.with_for_update()
+            held = set(s.scalars(held_stmt))
+            copies = [c for c in copies if c["item_id"] in held]
+            if not copies:
+                return
+            now, table = utcnow(), Item.__table__
+            s.connection().execute(
+                update(table).where(table.c.id == bindparam("b_id")).values(
+                    state=ItemState.COPIED, dest_key=bindparam("b_dest_key"), dest_id=bindparam("b_dest_id"), dest_etag=bindparam("b_etag"),
+                    size=bindparam("b_size"), dest_mtime=bindparam("b_mtime"), content_hash=bindparam("b_hash"), last_error=None,
+                    lease_owner=None, lease_expires_at=None, put_started_at=None, updated_at=now,
+                ),
+                [{"b_id": c["item_id"], "b_dest_key": c["dest_key"], "b_dest_id": c["dest_id"], "b_etag": c["etag"], "b_size": c["size"],
+                  "b_mtime": c.get("mtime"), "b_hash": c["content_hash"]} for c in copies],
             )
-            detail: dict = {"dest_key": dest_key, "bytes": size, "sha256": content_hash}
-            if healed:
-                detail["found_at_target"] = True
-            if notes:
-                detail["notes"] = list(notes)
-            if renamed:
-                detail["renamed"] = renamed
-            self._append(s, run_id, "item.copied", f"item {item_id}", detail)
+            events = []
+            for c in copies:
+                detail: dict = {"dest_key": c["dest_key"], "bytes": c["size"], "sha256": c["content_hash"]}
+                if c["healed"]:
+                    detail["found_at_target"] = True
+                if c.get("notes"):
+                    detail["notes"] = list(c["notes"])
+                if c.get("renamed"):
+                    detail["renamed"] = c["renamed"]
+                events.append(("item.copied", f"item {c['item_id']}", detail))
+            self._append_many(s, run_id, events)
 
     def record_removed(self, run_id: int, item_id: int, reason: str) -> None:
         """A copied item the source now marks deleted; its copy stays until deletions are propagated."""
@@ -258,10 +292,18 @@ class ItemWrites:
 
     def record_verifications(self, run_id: int, results: list[tuple[int, str]]) -> None:
         """(item id, problem) pairs, "" meaning verified; recorded in one transaction per batch."""
+        if not results:
+            return
         with self.transaction() as s:
-            for item_id, problem in results:
-                state = ItemState.MISMATCH if problem else ItemState.VERIFIED
-                s.execute(update(Item).where(Item.id == item_id).values(state=state, last_error=problem or None, lease_owner=None, updated_at=utcnow()))
-                kind = "item.mismatch" if problem else "item.verified"
-                self._append(s, run_id, kind, f"item {item_id}", {"problem": problem} if problem else {})
-
+            table = Item.__table__
+            s.connection().execute(
+                update(table).where(table.c.id == bindparam("b_id")).values(
+                    state=bindparam("b_state"), last_error=bindparam("b_error"), lease_owner=None, lease_expires_at=None, updated_at=utcnow(),
+                ),
+                [{"b_id": item_id, "b_state": ItemState.MISMATCH if problem else ItemState.VERIFIED, "b_error": problem or None}
+                 for item_id, problem in results],
+            )
+            self._append_many(s, run_id, [
+                ("item.mismatch" if problem else "item.verified", f"item {item_id}", {"problem": problem} if problem else {})
+                for item_id, problem in results
+            ])

@@ -161,23 +161,34 @@ class Ledger(ItemWrites, Queries):
             self._append(s, run_id, "run.finished", status, totals or {})
 
     def _append(self, s: Session, run_id: int | None, kind: str, subject: str, detail: dict) -> None:
+        self._append_many(s, run_id, [(kind, subject, detail)])
+
+    def _append_many(self, s: Session, run_id: int | None, entries: list[tuple[str, str, dict]]) -> None:
+        """Chains (kind, subject, detail) events after the head, in one multi-row insert."""
+        if not entries:
+            return
         head = s.info.get("chain_head") or self._head
         if head is None:
             if s.get_bind().dialect.name == "postgresql":
                 s.execute(text("SELECT pg_advisory_xact_lock(7031)"))  # serialises chain appends across hosts
             head = chain_head(s)
-        row = Event(
-            id=head[0] + 1,
-            at=utcnow(),
-            run_id=run_id,
-            kind=kind,
-            subject=subject,
-            detail=json.dumps(detail, sort_keys=True, separators=(",", ":")),
-            prev_hash=head[1],
-        )
-        row.hash = event_hash(row)
-        s.execute(insert(Event).values(id=row.id, at=row.at, run_id=run_id, kind=kind, subject=subject, detail=row.detail, prev_hash=row.prev_hash, hash=row.hash))
-        s.info["chain_head"] = (row.id, row.hash)
+        rows = []
+        for kind, subject, detail in entries:
+            row = Event(
+                id=head[0] + 1,
+                at=utcnow(),
+                run_id=run_id,
+                kind=kind,
+                subject=subject,
+                detail=json.dumps(detail, sort_keys=True, separators=(",", ":")),
+                prev_hash=head[1],
+            )
+            row.hash = event_hash(row)
+            rows.append({"id": row.id, "at": row.at, "run_id": run_id, "kind": kind, "subject": subject, "detail": row.detail,
+                         "prev_hash": row.prev_hash, "hash": row.hash})
+            head = (row.id, row.hash)
+        s.execute(insert(Event), rows)
+        s.info["chain_head"] = head
 
     def record_event(self, run_id: int | None, kind: str, subject: str, detail: dict | None = None) -> None:
         with self.transaction() as s:

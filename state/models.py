@@ -56,7 +56,7 @@ class Run(Base):
     pid: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
-    status: Mapped[str] = mapped_column(String(20), default="running")
+    status: Mapped[str] = mapped_column(String(40), default="running")
     # Written by workers sharing one ledger: a run whose heartbeat stops is dead, wherever it ran.
     heartbeat_at: Mapped[dt.datetime | None]
     items_done: Mapped[int] = mapped_column(Integer, default=0)

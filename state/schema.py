@@ -26,6 +26,8 @@ def _leases_and_heartbeats(session: Session) -> None:
     session.execute(text("ALTER TABLE item ADD COLUMN lease_expires_at TIMESTAMP"))
     session.execute(text("ALTER TABLE run ADD COLUMN heartbeat_at TIMESTAMP"))
     session.execute(text("ALTER TABLE run ADD COLUMN items_done INTEGER DEFAULT 0 NOT NULL"))
+    if session.get_bind().dialect.name == "postgresql":  # SQLite never enforced the length
+        session.execute(text("ALTER TABLE run ALTER COLUMN status TYPE VARCHAR(40)"))  # "completed_with_failures" did not fit
 
 
 # version -> function that upgrades a ledger from version-1 to version.

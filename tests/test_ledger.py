@@ -106,7 +106,8 @@ def _downgrade(url: str, version: int) -> None:
         3: ["item.lease_expires_at", "run.heartbeat_at", "run.items_done"],
     }
     columns = [c for v, cols in dropped.items() if v >= version for c in cols]
-    _sql(url, *[f"alter table {c.split('.')[0]} drop column {c.split('.')[1]}" for c in columns],
+    narrowed = ["alter table run alter column status type varchar(20)"] if url.startswith("postgresql") else []
+    _sql(url, *[f"alter table {c.split('.')[0]} drop column {c.split('.')[1]}" for c in columns], *narrowed,
          "delete from schema_version", f"insert into schema_version (version, applied_at) values ({version}, '2026-11-01 00:00:00')")
 
 
@@ -142,6 +143,8 @@ def test_a_version_3_ledger_gains_leases_and_heartbeats_keeping_its_claims(ledge
         assert {"heartbeat_at", "items_done"} <= {c["name"] for c in inspect(engine).get_columns("run")}
         engine.dispose()
         assert [w.source_id for w in upgraded.claim(run_id + 1, 5, None, None)] == ["m1"], "the old run's claim still holds"
+        upgraded.finish_run(run_id, "completed_with_failures")
+        assert upgraded.runs()[0].status == "completed_with_failures"
         assert upgraded.audit().ok
     finally:
         upgraded.close()

@@ -1,0 +1,108 @@
+"""Several `migrator worker` processes on one PostgreSQL ledger: every item is copied and verified
+exactly once, and a worker killed with SIGKILL mid-run has its leased items finished by the others
+once its leases expire."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from tests.fixtures.postgres import postgres  # noqa: F401
+
+USERS = 45  # the example tenant's Finance department: 15 people, ~480 items; three workers take some seconds
+LEASE_SECONDS = 3
+WORKLOADS = ("mail", "calendar", "contacts", "files", "chat")
+
+
+def _config(tmp_path: Path, url: str) -> Path:
+    targets = "".join(f'[targets.{w}]\nkind = "directory"\npath = "target/{w}"\n' for w in WORKLOADS)
+    path = tmp_path / "migrator.toml"
+    path.write_text(
+        f'[source]\nkind = "example"\nseed = 7\nusers = {USERS}\n\n[ledger]\nurl = "{url}"\n\n[batch]\ndepartment = "Finance"\n\n'
+        f"[workloads]\nenabled = {list(WORKLOADS)!r}\n\n{targets}\n[run]\nconcurrency = 2\nmax_attempts = 2\n".replace("'", '"')
+    )
+    return path
+
+
+def _migrator(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "migrator", *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def _start_worker(config: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "migrator", "worker", "-c", str(config), "--lease-seconds", str(LEASE_SECONDS)],
+                            cwd=config.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _rows(engine, sql: str, **params) -> list[tuple]:
+    with engine.connect() as connection:
+        return [tuple(r) for r in connection.execute(text(sql), params)]
+
+
+def _freeze_while_holding_leases(engine, worker: subprocess.Popen, deadline: float) -> int:
+    """Stops the worker (SIGSTOP) at a moment it holds leases on items it has not finished; its run id."""
+    while time.monotonic() < deadline:
+        run = _rows(engine, "select id, items_done from run where pid = :pid and command = 'worker'", pid=worker.pid)
+        if run and run[0][1] > 0:
+            os.kill(worker.pid, signal.SIGSTOP)
+            held = _rows(engine, "select count(*) from item where lease_owner = :run and state = 'planned'", run=run[0][0])[0][0]
+            if held:
+                return run[0][0]
+            os.kill(worker.pid, signal.SIGCONT)
+        time.sleep(0.02)
+    raise AssertionError("the worker never held a lease on unfinished items")
+
+
+def test_three_workers_share_one_ledger_and_finish_a_killed_workers_items(postgres, tmp_path):  # noqa: F811
+    url = postgres.new_database()
+    config = _config(tmp_path, url)
+    planned = _migrator("plan", "-c", str(config), cwd=tmp_path)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    started = time.monotonic()
+    workers = [_start_worker(config) for _ in range(3)]
+    try:
+        victim = workers[0]
+        victim_run = _freeze_while_holding_leases(engine, victim, started + 30)
+        stranded = {i for (i,) in _rows(engine, "select id from item where lease_owner = :run and state = 'planned'", run=victim_run)}
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        outputs = [w.communicate(timeout=60)[0] for w in workers[1:]]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    elapsed = time.monotonic() - started
+
+    # The tenant's one broken message fails on every attempt; everything else is verified, each item once.
+    states = Counter(dict(_rows(engine, "select state, count(*) from item group by state")))
+    assert states["failed"] == 1 and set(states) == {"verified", "failed"}, states
+    assert [w.returncode for w in workers[1:]] == [1, 1], outputs  # 1: the broken message failed
+    copied_events = Counter(s for (s,) in _rows(engine, "select subject from event where kind = 'item.copied'"))
+    assert len(copied_events) == states["verified"] and set(copied_events.values()) == {1}, "each item recorded copied exactly once"
+    verified_events = Counter(s for (s,) in _rows(engine, "select subject from event where kind = 'item.verified'"))
+    assert len(verified_events) == states["verified"] and set(verified_events.values()) == {1}, "each item verified exactly once"
+
+    taken_over = _rows(engine, "select detail from event where kind = 'items.lease_taken_over' and subject like :s", s=f"% of run {victim_run}")
+    assert taken_over, "the killed worker's leases were taken over"
+    finished = {i for (i,) in _rows(engine, "select id from item where state in ('verified', 'failed') and lease_owner is null")}
+    assert stranded and stranded <= finished, "every item the killed worker held is done (or, the broken one, failed by another)"
+
+    stored = [p for p in (tmp_path / "target").rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert len(stored) == states["verified"], "the target holds each item once"
+    assert elapsed < 60
+
+    status = _migrator("status", "-c", str(config), cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    worker_lines = [line for line in status.stdout.splitlines() if line.strip().startswith("worker ")]
+    assert len(worker_lines) == 3
+    assert all(any(f" pid {w.pid}," in line for line in worker_lines) for w in workers)
+    assert f"worker {victim_run}:" in status.stdout and "completed_with_failures" in status.stdout
+    engine.dispose()
