@@ -33,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.mail
 	$(BIN)/python -m bench.files
 	$(BIN)/python -m bench.chat
-	$(BIN)/python -m bench.ledger
+	$(BIN)/python -m bench.ledger --postgres
 	$(BIN)/python -m bench.calendar
 	$(BIN)/python -m bench.department
 
