@@ -29,6 +29,7 @@ from migrator.report_html import to_html
 from migrator.report_table import print_table
 from migrator.template import CONFIG_TEMPLATE
 from state.ledger import Ledger
+from state.models import utcnow
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Moves Microsoft 365 data into open-source services, resumably and auditably.")
 # Pipes and files have no width: keep report tables whole there.
@@ -296,8 +297,11 @@ def _print_workers(led: Ledger) -> None:
     workers = led.workers()
     if workers:
         console.print("workers (run, host, pid, last heartbeat UTC, items done, state):")
+    now = utcnow()
     for w in workers:
-        console.print(f"  worker {w.id}: {w.host} pid {w.pid}, heartbeat {w.heartbeat_at:%Y-%m-%d %H:%M:%S}, {w.items_done} items done, {w.status}")
+        age = (now - w.heartbeat_at).total_seconds()
+        console.print(f"  worker {w.id}: {w.host} pid {w.pid}, heartbeat {w.heartbeat_at:%Y-%m-%d %H:%M:%S} ({age:.0f} s ago), "
+                      f"{w.items_done} items done, {w.status}")
 
 
 @app.command()

@@ -106,3 +106,19 @@ def test_three_workers_share_one_ledger_and_finish_a_killed_workers_items(postgr
     assert all(any(f" pid {w.pid}," in line for line in worker_lines) for w in workers)
     assert f"worker {victim_run}:" in status.stdout and "completed_with_failures" in status.stdout
     engine.dispose()
+
+
+def test_a_worker_on_sqlite_works_alone_and_refuses_an_unplanned_ledger(tmp_path):
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}")
+    config.write_text(config.read_text().replace(f"users = {USERS}", "users = 3"))
+    unplanned = _migrator("worker", "-c", str(config), cwd=tmp_path)
+    assert unplanned.returncode == 2 and "nothing is planned for this selection" in unplanned.stderr, unplanned.stderr
+    assert "Traceback" not in unplanned.stderr
+    assert _migrator("plan", "-c", str(config), cwd=tmp_path).returncode == 0
+    worked = _migrator("worker", "-c", str(config), cwd=tmp_path)
+    assert worked.returncode == 1, worked.stdout + worked.stderr  # the tenant's broken message
+    engine = create_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    assert dict(_rows(engine, "select state, count(*) from item group by state")) == {"verified": 32, "failed": 1}
+    status = _migrator("status", "-c", str(config), cwd=tmp_path)
+    assert "items done" in status.stdout and "completed_with_failures" in status.stdout
+    engine.dispose()
