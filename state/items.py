@@ -120,7 +120,12 @@ class ItemWrites:
         with self.transaction() as s:
             now = utcnow()
             stmt = (
-                select(Item, Container, Scope)
+                select(
+                    Item.id, Item.source_id, Item.kind, Item.name, Item.change_key, Item.size, Item.dest_key, Item.dest_id,
+                    Item.put_started_at, Item.attempts, Item.lease_owner, Container.id.label("c_id"), Container.source_id.label("c_source_id"),
+                    Container.name.label("c_name"), Container.source_path, Container.role, Container.target_path,
+                    Scope.upn, Scope.workload, Scope.target_owner,
+                )
                 .join(Container, Item.container_id == Container.id)
                 .join(Scope, Container.scope_id == Scope.id)
                 .where(
@@ -135,19 +140,21 @@ class ItemWrites:
             if s.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True, of=Item)
             rows = s.execute(stmt).all()
+            if not rows:
+                return []
             expires = now + dt.timedelta(seconds=lease_seconds) if lease_seconds else None
+            s.execute(update(Item).where(Item.id.in_([r.id for r in rows])).values(lease_owner=run_id, lease_expires_at=expires))
             taken_over: dict[int, list[int]] = {}
             claimed = []
-            for item, container, scope in rows:
-                if item.lease_owner is not None:
-                    taken_over.setdefault(item.lease_owner, []).append(item.id)
-                item.lease_owner, item.lease_expires_at = run_id, expires
+            for r in rows:
+                if r.lease_owner is not None:
+                    taken_over.setdefault(r.lease_owner, []).append(r.id)
                 claimed.append(
                     WorkItem(
-                        item.id, item.source_id, item.kind, item.name, item.change_key, item.size,
-                        container.id, container.source_id, container.name, decode_path(container.source_path or "[]"), container.role,
-                        decode_path(container.target_path), scope.upn, scope.workload,
-                        scope.target_owner, item.dest_key, item.dest_id, item.put_started_at is not None, item.attempts,
+                        r.id, r.source_id, r.kind, r.name, r.change_key, r.size,
+                        r.c_id, r.c_source_id, r.c_name, decode_path(r.source_path or "[]"), r.role,
+                        decode_path(r.target_path), r.upn, r.workload,
+                        r.target_owner, r.dest_key, r.dest_id, r.put_started_at is not None, r.attempts,
                     )
                 )
             for owner, ids in taken_over.items():
