@@ -101,6 +101,8 @@ class Item(Base):
     __table_args__ = (
         UniqueConstraint("container_id", "source_id"),
         Index("ix_item_state", "state"),
+        # Claims read "the next unfinished items in id order": a range of this index, on SQLite and PostgreSQL alike.
+        Index("ix_item_state_id", "state", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -26,6 +26,7 @@ def _leases_and_heartbeats(session: Session) -> None:
     session.execute(text("ALTER TABLE item ADD COLUMN lease_expires_at TIMESTAMP"))
     session.execute(text("ALTER TABLE run ADD COLUMN heartbeat_at TIMESTAMP"))
     session.execute(text("ALTER TABLE run ADD COLUMN items_done INTEGER DEFAULT 0 NOT NULL"))
+    session.execute(text("CREATE INDEX ix_item_state_id ON item (state, id)"))
     if session.get_bind().dialect.name == "postgresql":  # SQLite never enforced the length
         session.execute(text("ALTER TABLE run ALTER COLUMN status TYPE VARCHAR(40)"))  # "completed_with_failures" did not fit
 

@@ -107,6 +107,7 @@ def _downgrade(url: str, version: int) -> None:
     }
     columns = [c for v, cols in dropped.items() if v >= version for c in cols]
     narrowed = ["alter table run alter column status type varchar(20)"] if url.startswith("postgresql") else []
+    narrowed += ["drop index ix_item_state_id"] if version <= 3 else []
     _sql(url, *[f"alter table {c.split('.')[0]} drop column {c.split('.')[1]}" for c in columns], *narrowed,
          "delete from schema_version", f"insert into schema_version (version, applied_at) values ({version}, '2026-11-01 00:00:00')")
 
@@ -141,6 +142,7 @@ def test_a_version_3_ledger_gains_leases_and_heartbeats_keeping_its_claims(ledge
         engine = create_engine(ledger_url.replace("postgresql://", "postgresql+psycopg://"))
         assert {"lease_expires_at"} <= {c["name"] for c in inspect(engine).get_columns("item")}
         assert {"heartbeat_at", "items_done"} <= {c["name"] for c in inspect(engine).get_columns("run")}
+        assert "ix_item_state_id" in {i["name"] for i in inspect(engine).get_indexes("item")}
         engine.dispose()
         assert [w.source_id for w in upgraded.claim(run_id + 1, 5, None, None)] == ["m1"], "the old run's claim still holds"
         upgraded.finish_run(run_id, "completed_with_failures")
@@ -225,3 +227,20 @@ def test_a_new_ledger_file_is_readable_by_its_owner_only(tmp_path):
         ledger.close()
     for path in tmp_path.iterdir():
         assert path.stat().st_mode & 0o077 == 0, f"{path.name} is readable by others"
+
+
+def test_a_claim_takes_planned_and_retryable_failed_items_together_in_id_order(ledger_url):  # noqa: F811
+    ledger = Ledger(ledger_url)
+    try:
+        run_id = ledger.start_run("run")
+        _planned_item(ledger, run_id, 4)
+        first = ledger.claim(run_id, 2, None, None, limit=4)
+        ledger.record_failed(run_id, first[0].item_id, "broken")  # m0: one attempt of two used
+        ledger.record_failed(run_id, first[2].item_id, "broken")
+        ledger.record_failed(run_id, first[2].item_id, "broken")  # m2: attempts used up
+        ledger.finish_run(run_id, "completed")
+        again = ledger.claim(run_id + 1, 2, None, None, limit=2)
+        assert [w.source_id for w in again] == ["m0", "m1"]
+        assert [w.source_id for w in ledger.claim(run_id + 1, 2, None, None, after_id=again[-1].item_id)] == ["m3"]
+    finally:
+        ledger.close()
