@@ -174,7 +174,7 @@ class ItemWrites:
                 .join(Container, Item.container_id == Container.id)
                 .join(Scope, Container.scope_id == Scope.id)
                 .where(
-                    Item.id > after_id, Item.state == ItemState.COPIED, Item.dest_key.is_not(None),
+                    Item.id > after_id, Item.state == ItemState.COPIED, Item.dest_key.is_not(None), Item.dest_id.is_not(None),
                     Item.lease_owner.is_(None) | (Item.lease_expires_at < now),
                 )
                 .order_by(Item.id)

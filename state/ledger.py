@@ -197,8 +197,7 @@ class Ledger(ItemWrites, Queries):
     def record_events(self, run_id: int | None, events: list[tuple[str, str, dict]]) -> None:
         """Several (kind, subject, detail) events in one transaction."""
         with self.transaction() as s:
-            for kind, subject, detail in events:
-                self._append(s, run_id, kind, subject, detail)
+            self._append_many(s, run_id, events)
 
     def audit(self, expect_head: str | None = None) -> AuditResult:
         with Session(self.engine) as s:
