@@ -20,6 +20,7 @@ from migrator.model import (
     Container,
     DestRef,
     HashingPayload,
+    Item,
     ItemRef,
     Skip,
     Target,
@@ -30,6 +31,7 @@ from migrator.retry import with_retries
 from state.ledger import Ledger, WorkItem
 
 FaultHook = Callable[[str], None]
+PREFETCH = 8  # items of an ordered container read ahead of the one being written
 
 
 @dataclass
@@ -96,21 +98,37 @@ class Copier:
         self._copies.append({"item_id": item_id, "dest_key": dest.dest_key, "dest_id": dest.dest_id, "etag": dest.etag, "size": size,
                              "content_hash": content_hash, "healed": healed, "mtime": dest.mtime, "notes": notes, "renamed": renamed})
 
-    async def _copy_bounded(self, work: WorkItem) -> None:
+    async def _copy_bounded(self, work: WorkItem, fetched: asyncio.Task | None = None) -> None:
         # The mailbox slot is taken before the global one, so a busy mailbox never idles global slots.
         mailbox = self._per_mailbox.setdefault(work.upn, asyncio.Semaphore(self.settings.per_mailbox))
         async with mailbox, self._global:
-            await self._copy(work)
+            await self._copy(work, fetched)
 
     async def _copy_in_order(self, chain: list[WorkItem]) -> None:
         """One container's items, one after the other (a chat's messages must reach the room in order). The key is
         the source container, so a chat that several users share is still one sequence."""
-        for work in chain:
-            await self._copy_bounded(work)
-
-    async def _copy(self, work: WorkItem) -> None:
+        ahead: dict[int, asyncio.Task] = {}
         try:
-            outcome, nbytes = await self._attempt(work)
+            for index, work in enumerate(chain):
+                # Reading from the source need not wait its turn: the next few items are fetched while this one is
+                # written. The source's own politeness limits still bound the requests in flight.
+                for upcoming in range(index, min(index + PREFETCH, len(chain))):
+                    if upcoming not in ahead:
+                        ahead[upcoming] = asyncio.create_task(self._fetch(chain[upcoming]))
+                await self._copy_bounded(work, ahead.pop(index))
+        finally:
+            for task in ahead.values():
+                task.cancel()
+
+    async def _fetch(self, work: WorkItem) -> Item:
+        user = self.users[work.upn]
+        container = Container(work.container_source_id, work.container_name, work.workload, work.container_path, work.container_role)
+        ref = ItemRef(work.source_id, work.change_key, work.kind, work.name, work.size)
+        return await self._retrying(lambda: self.source.fetch(user, container, ref))
+
+    async def _copy(self, work: WorkItem, fetched: asyncio.Task | None = None) -> None:
+        try:
+            outcome, nbytes = await self._attempt(work, fetched)
         except SQLAlchemyError:
             raise  # the ledger itself failing is not an item's fault: stop the run
         except ItemError as exc:
@@ -130,12 +148,10 @@ class Copier:
         s = self.settings
         return with_retries(call, s.call_retries, s.retry_base_seconds, s.retry_max_seconds, self.rng, self.sleep)
 
-    async def _attempt(self, work: WorkItem) -> tuple[str, int]:
-        user = self.users[work.upn]
+    async def _attempt(self, work: WorkItem, fetched: asyncio.Task | None = None) -> tuple[str, int]:
         path = work.target_path
         container = Container(work.container_source_id, work.container_name, work.workload, work.container_path, work.container_role)
-        ref = ItemRef(work.source_id, work.change_key, work.kind, work.name, work.size)
-        item = await self._retrying(lambda: self.source.fetch(user, container, ref))
+        item = await (fetched if fetched is not None else self._fetch(work))
         mapped = self.mappings[work.workload].map(item, container)
         if isinstance(mapped, Skip):
             if mapped.deleted_at_source and work.dest_id:

@@ -42,13 +42,11 @@ def members_of(sandbox) -> list[dict]:
     return [u for u in sandbox.tenant.users if u["department"] == sandbox.tenant.users[0]["department"]]
 
 
-def chat_config(tmp_path, sandbox, server, prefix: str, only: dict | None = None):
-    """The chat target for `server`; `only` narrows the batch from the department to that one user."""
+def chat_config(tmp_path, sandbox, server, prefix: str, users: list[dict]):
+    """The chat target for `server`, moving the chats and channels of `users`."""
     (tmp_path / "as-token").write_text(server.registration.as_token)
-    source = sandbox_source(tmp_path, sandbox)
-    if only is not None:
-        (tmp_path / "users.txt").write_text(only["userPrincipalName"] + "\n")
-        source = re.sub(r'department = ".*"', 'users_file = "users.txt"', source)
+    (tmp_path / "users.txt").write_text("".join(u["userPrincipalName"] + "\n" for u in users))
+    source = re.sub(r'department = ".*"', 'users_file = "users.txt"', sandbox_source(tmp_path, sandbox))
     (tmp_path / "migrator.toml").write_text(f"""
 {source}
 [workloads]
@@ -94,14 +92,14 @@ def run_job(config, fault_hook=None) -> tuple[object, list, MatrixSink]:
 # -- what the sandbox holds ---------------------------------------------------------------------------------------
 
 
-def conversations(sandbox, only: dict | None = None) -> dict[str, tuple[Container, list[dict], dict[tuple[str, str], bytes]]]:
+def conversations(sandbox, users: list[dict]) -> dict[str, tuple[Container, list[dict], dict[tuple[str, str], bytes]]]:
     """room key -> (container, every message and reply, hosted image bytes by (message id, content id)), for the
-    department or for the chats of `only`."""
+    chats of `users` and the channels of their team."""
     department = members_of(sandbox)[0]["department"]
     found = {}
     chats = department_chats(sandbox.tenant, department)
     for chat_id, state in chats["chats"].items():
-        if only is not None and chat_id not in chats["by_user"][only["id"]]:
+        if not any(chat_id in chats["by_user"][u["id"]] for u in users):
             continue
         container = Container(chat_id, chat_id, "chat", (), state.data.chat["chatType"])
         found[room_key(container)] = (container, list(state.thread.messages), {k: v.read_all() for k, v in state.thread.hosted.items()})
@@ -147,13 +145,13 @@ def download(server, mxc: str) -> bytes:
     return response.content
 
 
-def check_rooms(server, sandbox, config, only: dict | None = None) -> Counter:
+def check_rooms(server, sandbox, config, users: list[dict]) -> Counter:
     """Every movable message once, in order, with sender, time, links, reactions and images; returns counts."""
     counts: Counter = Counter()
     options = chat_options(config.targets["chat"])
     prefix = options.room_prefix
     bot = f"@m365-migrator:{server.server_name}"
-    for key, (container, messages, hosted) in conversations(sandbox, only).items():
+    for key, (container, messages, hosted) in conversations(sandbox, users).items():
         _, timeline = room_events(server, f"#{prefix}{key}:{server.server_name}")
         marked = [e for e in timeline if isinstance(e["content"].get(SOURCE_KEY), dict)]
         keys = [e["content"][SOURCE_KEY]["key"] for e in marked]
@@ -201,20 +199,22 @@ def check_rooms(server, sandbox, config, only: dict | None = None) -> Counter:
 
 
 def test_teams_history_arrives_once_with_senders_times_threads_reactions_and_images(tmp_path, tenant_sandbox, synapse):
-    members = members_of(tenant_sandbox)
+    members = members_of(tenant_sandbox)[:2]  # two of the three: their shared chats must land once
     register_real_users(synapse, members)
-    department = members[0]["department"]
-    chat = next(iter(department_chats(tenant_sandbox.tenant, department)["chats"].values()))
-    poster = next(u for u in members if u["id"] in {m["userId"] for m in chat.data.members})
+    chats = department_chats(tenant_sandbox.tenant, members[0]["department"])
+    shared = [chats["chats"][c] for c in set(chats["by_user"][members[0]["id"]]) & set(chats["by_user"][members[1]["id"]])]
+    chat = next(c for c in shared if c.data.chat["chatType"] == "oneOnOne")
+    poster = members[0]
     attack = chat.post(random.Random(4), poster, html=XSS)
     prefix = f"teams_e2e{next(_prefixes)}_"
-    config = chat_config(tmp_path, tenant_sandbox, synapse, prefix)
+    config = chat_config(tmp_path, tenant_sandbox, synapse, prefix, members)
 
     first, problems, sink = run_job(config)
     assert problems == [] and first.exit_code == 0, problems[:3]
     assert first.verify.outcomes["mismatch"] == 0 and first.verify.outcomes["verified"] > 0
-    counts = check_rooms(synapse, tenant_sandbox, config)
-    assert counts["rooms"] >= 8 and counts["messages"] >= 300, counts
+    counts = check_rooms(synapse, tenant_sandbox, config, members)
+    assert counts["rooms"] >= 7 and counts["messages"] >= 300, counts
+    assert first.copy.outcomes["healed"] >= 200  # the second member's copies of shared rooms, found there
     assert counts["threaded"] >= 50 and counts["replies"] >= 3 and counts["reactions"] >= 20 and counts["images"] >= 5, counts
     skipped = first.copy.outcomes["skipped"]
     assert skipped > 0  # soft-deleted messages, reported with their reason
@@ -235,7 +235,7 @@ def test_teams_history_arrives_once_with_senders_times_threads_reactions_and_ima
 
     second, problems, sink = run_job(config)
     assert problems == [] and second.copy.outcomes["copied"] == 0 and sink.sent == 0
-    assert check_rooms(synapse, tenant_sandbox, config) == counts
+    assert check_rooms(synapse, tenant_sandbox, config, members) == counts
 
     # A later pass: an edit becomes an m.replace of the event already there, a new message is appended.
     edited = next(m for m in chat.thread.messages if m["messageType"] == "message" and not m["deletedDateTime"]
@@ -257,7 +257,7 @@ def test_a_run_killed_mid_room_then_rerun_leaves_no_duplicate_and_no_gap(tmp_pat
     member = members_of(tenant_sandbox)[0]  # one user's chats and channels: enough rooms to be killed in
     register_real_users(synapse, [member])
     prefix = f"teams_e2e{next(_prefixes)}_"
-    config = chat_config(tmp_path, tenant_sandbox, synapse, prefix, only=member)
+    config = chat_config(tmp_path, tenant_sandbox, synapse, prefix, [member])
     # Copies are recorded per claimed batch, so a run makes few commits: the 10th falls within this one.
     for crash in (CrashAfter(25, "after_put"), CrashAfter(40, "before_put"), CrashAfter(10, "commit")):
         try:
@@ -268,5 +268,5 @@ def test_a_run_killed_mid_room_then_rerun_leaves_no_duplicate_and_no_gap(tmp_pat
     final, problems, _ = run_job(config)
     assert problems == [] and final.exit_code == 0, problems[:3]
     assert final.copy.outcomes["healed"] >= 1  # the item sent before the kill was found in the room, not sent again
-    counts = check_rooms(synapse, tenant_sandbox, config, only=member)
+    counts = check_rooms(synapse, tenant_sandbox, config, [member])
     assert counts["messages"] >= 250, counts
