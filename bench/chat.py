@@ -120,6 +120,9 @@ def main() -> None:
         server = running_synapse(root / "synapse")
         try:
             with Sandbox(tenant, ensure_tls(root / "tls")) as sandbox:
+                for user in tenant.users:  # the real accounts the migrated users are invited with
+                    if user["department"] == tenant.users[0]["department"]:
+                        server.register_user(user["userPrincipalName"].split("@")[0])
                 config = load_config(write_config(root, sandbox, server))
                 sink = build_sink("chat", config.targets["chat"], config)
                 job = Job(config, sinks={"chat": sink})
@@ -139,6 +142,7 @@ def main() -> None:
         finally:
             server.stop()
     copy = results["copy"].copy.outcomes
+    assert copy["copied"] and not copy["failed"], copy
     assert results["verify"].verify.outcomes["mismatch"] == 0, results["verify"].verify.outcomes
     events = sink.sent
     looped = len(sends)

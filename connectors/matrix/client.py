@@ -69,7 +69,8 @@ class AppserviceClient:
         errcode, error = answer.get("errcode", ""), answer.get("error", "")
         if response.status_code == 429 or response.status_code >= 500:
             retry = answer.get("retry_after_ms")
-            raise TransientError(f"{what}: {response.status_code} {errcode} {error}".strip(), retry / 1000 if retry else None)
+            note = " (the application service is rate limited: its registration should say rate_limited: false)" if response.status_code == 429 else ""
+            raise TransientError(f"{what}: {response.status_code} {errcode} {error}".strip() + note, retry / 1000 if retry else None)
         if errcode in ok:
             return {"errcode": errcode, "error": error}
         raise MatrixError(response.status_code, errcode, error, what)
