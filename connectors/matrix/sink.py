@@ -113,7 +113,7 @@ class MatrixSink:
                     room_id = room_id or await self.client.resolve_alias(alias)
                 if room_id is None:
                     raise ItemError(f"room {alias} could neither be created nor found")
-                room = Room(room_id, indexed=created)
+                room = self._by_id.get(room_id) or Room(room_id, indexed=created)  # stat() may have met it first
                 room.members = {self.bot, *(invite or [])} if created else await self.client.joined_members(room_id)
                 self._rooms[alias] = self._by_id[room_id] = room
         return self._rooms[alias]
