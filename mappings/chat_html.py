@@ -317,6 +317,7 @@ class _Converter(HTMLParser):
 
     def close(self) -> None:
         super().close()
+        self.dropping, self.drop_tag = 0, []  # an element dropped with its content may be left open at the end
         if self.mention is not None:  # an <at> never closed: keep its text
             self.handle_endtag("at")
         for opened in reversed(self.stack):

