@@ -11,6 +11,7 @@ import random
 import re
 import urllib.error
 from collections import Counter, defaultdict
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -233,8 +234,12 @@ def test_teams_history_arrives_once_with_senders_times_threads_reactions_and_ima
                         headers={"Authorization": f"Bearer {synapse.registration.as_token}"}).json()
     assert invited["membership"] == "invite"
 
-    second, problems, sink = run_job(config)
-    assert problems == [] and second.copy.outcomes["copied"] == 0 and sink.sent == 0
+    # A rerun that knows nothing (a new ledger, a new sink; the homeserver's transaction ids play no part) reads every
+    # message again, finds each in its room and sends nothing.
+    forgetful = replace(config, ledger_url=f"sqlite:///{tmp_path / 'second-ledger.db'}")
+    second, problems, sink = run_job(forgetful)
+    assert problems == [] and sink.sent == 0, problems[:3]
+    assert second.copy.outcomes["copied"] == 0 and second.copy.outcomes["healed"] == first.copy.outcomes["copied"] + first.copy.outcomes["healed"]
     assert check_rooms(synapse, tenant_sandbox, config, members) == counts
 
     # A later pass: an edit becomes an m.replace of the event already there, a new message is appended.
