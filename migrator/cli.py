@@ -380,11 +380,14 @@ def sandbox_serve(
 
 
 @app.command()
-def demo(workdir: Annotated[Path, typer.Option("--workdir", help="Folder for the demo's config, ledger and target.")] = Path("demo")) -> None:
-    """Migrate the built-in example tenant into local folders, then show that a rerun resumes."""
+def demo(
+    workdir: Annotated[Path, typer.Option("--workdir", help="Folder for the demo's config, secrets, ledger, servers and report.")] = Path("demo"),
+    stay: Annotated[bool | None, typer.Option("--stay/--no-stay", help="Keep the servers running after the report until Enter (default: on a terminal).")] = None,
+) -> None:
+    """Migrate a sandbox department into local Dovecot, Radicale, Nextcloud and Synapse servers, with preflight, verification and report."""
     from migrator.demo import run_demo
 
-    raise typer.Exit(run_demo(workdir, console))
+    raise typer.Exit(run_demo(workdir, console, stay=sys.stdin.isatty() if stay is None else stay))
 
 
 def main(argv: list[str] | None = None) -> int:
