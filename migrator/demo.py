@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import sys
+import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -34,11 +37,12 @@ LEFTOVERS = ("migration.db", "migration.db-wal", "migration.db-shm", "secrets", 
              "dovecot", "maildir", "report.html", "migrator.toml", "registration.yaml")
 
 
-def run_demo(workdir: Path, console: Console, stay: bool = False) -> int:
+def run_demo(workdir: Path, console: Console, stay: bool = False, on_ready: Callable[[DemoTargets], None] | None = None) -> int:
     """Runs the demo in `workdir` (emptied of an earlier demo first); 0 when every item moved and verified.
 
     With `stay`, the servers keep running after the report until Enter or Ctrl-C, for `migrator sync`
-    and a mail client to try against them.
+    and a mail client to try against them. `on_ready` is called with the running servers once the
+    report is written, before they stop.
     """
     from migrator.cli import main  # the demo runs the commands a team would type
 
@@ -46,6 +50,7 @@ def run_demo(workdir: Path, console: Console, stay: bool = False) -> int:
     workdir = workdir.resolve()
     _clear(workdir)
     with ExitStack() as stack:
+        stack.enter_context(_terminate_as_interrupt())
         console.print(Rule("1. Start the sandbox tenant and the local targets"))
         sandbox = start_source(workdir, stack)
         targets = start_targets(workdir, sandbox, stack)
@@ -78,6 +83,8 @@ def run_demo(workdir: Path, console: Console, stay: bool = False) -> int:
         console.print(f"the demo took {time.monotonic() - started:.0f} s")
         if not healthy:
             console.print("[red]the demo did not behave as expected[/red]: see the report above")
+        if on_ready is not None:
+            on_ready(targets)
         if stay:
             _wait_for_enter(console)
     return 0 if healthy else 1
@@ -106,6 +113,20 @@ def _report_data(config_path: Path) -> dict:
         return build_report(job.ledger, department=config.department)
     finally:
         job.close()
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a `kill`, a closing terminal) unwinds like Ctrl-C, so the servers are stopped either way."""
+    def interrupt(signo, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt) if threading.current_thread() is threading.main_thread() else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _clear(workdir: Path) -> None:
