@@ -15,7 +15,6 @@ move there.
 
 from __future__ import annotations
 
-import atexit
 import grp
 import os
 import pwd
@@ -23,12 +22,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
 
-from migrator.sandbox.local.processes import HOST, free_port, stop_group
+from migrator.sandbox.local.processes import HOST, GroupProcess, free_port
 from migrator.sandbox.tls import TlsFiles, ensure_tls
 
 START_TIMEOUT = 20.0
@@ -60,8 +57,11 @@ class _Layout:
 
 
 @dataclass
-class DovecotServer:
+class DovecotServer(GroupProcess):
     """A running Dovecot: `port` speaks IMAP over TLS, `starttls_port` plain IMAP with STARTTLS."""
+
+    LOG = "dovecot.log"
+    NAME = "dovecot"
 
     host: str
     port: int
@@ -74,32 +74,15 @@ class DovecotServer:
     process: subprocess.Popen | None = None
     _scratch: Path | None = field(default=None, repr=False)
 
-    @property
-    def log_file(self) -> Path:
-        return self.root / "dovecot.log"
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log written)"
-
     def maildir(self, user: str) -> Path:
         return self.mail_dir / user
 
     def stop(self) -> None:
-        """Ends Dovecot and all its children; safe to call twice."""
-        process, self.process = self.process, None
-        stop_group(process)
+        """Ends Dovecot and all its children, and removes its scratch directory; safe to call twice."""
+        super().stop()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def dovecot_binary() -> str | None:
@@ -256,21 +239,6 @@ def _greets(port: int) -> bool:
         return False
 
 
-def _wait_until_listening(server: DovecotServer) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        assert server.process is not None
-        if server.process.poll() is not None:
-            break
-        if _accepts(server.port) and _greets(server.starttls_port):
-            return
-        time.sleep(0.05)
-    code = server.process.poll() if server.process else None
-    server.stop()
-    state = f"exited with {code}" if code is not None else f"not listening after {START_TIMEOUT:.0f} s"
-    raise RuntimeError(f"dovecot {state}; log tail:\n{server.log_tail()}")
-
-
 def running_dovecot(
     tmp_dir: str | Path, users: dict[str, str], master: tuple[str, str], quota_bytes: int | None = None, extra: str = ""
 ) -> DovecotServer:
@@ -296,8 +264,6 @@ def running_dovecot(
     conf = root / "dovecot.conf"
     conf.write_text(_config(layout, accounts, ports, tls, quota_bytes, extra))
     server = DovecotServer(HOST, ports[0], ports[1], str(tls.ca_cert), root, layout.mail_dir, dict(users), master, _scratch=layout.scratch)
-    with open(root / "dovecot.stdout", "wb") as output:  # the child keeps its own copy of the descriptor
-        server.process = subprocess.Popen([binary, "-c", str(conf), "-F"], stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    atexit.register(server.stop)
-    _wait_until_listening(server)
+    server.launch([binary, "-c", str(conf), "-F"], output=root / "dovecot.stdout")
+    server.wait_until(lambda: _accepts(server.port) and _greets(server.starttls_port), START_TIMEOUT)
     return server

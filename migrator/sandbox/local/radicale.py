@@ -8,24 +8,24 @@ Nothing of a system or user Radicale configuration is read (`--config` names onl
 
 from __future__ import annotations
 
-import atexit
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
 
-from migrator.sandbox.local.processes import HOST, free_port, stop_group
+from migrator.sandbox.local.processes import HOST, GroupProcess, free_port
 
 START_TIMEOUT = 20.0
 
 
 @dataclass
-class RadicaleServer:
+class RadicaleServer(GroupProcess):
     """A running Radicale; `url` is its base URL, with no trailing slash."""
+
+    LOG = "radicale.log"
+    NAME = "radicale"
 
     url: str
     root: Path
@@ -33,29 +33,8 @@ class RadicaleServer:
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
-    def log_file(self) -> Path:
-        return self.root / "radicale.log"
-
-    @property
     def collections(self) -> Path:
         return self.root / "collections"
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log written)"
-
-    def stop(self) -> None:
-        """Ends Radicale; safe to call twice."""
-        process, self.process = self.process, None
-        stop_group(process)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def _config(root: Path, port: int, max_resource_size: int | None) -> str:
@@ -91,21 +70,6 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _wait_until_answering(server: RadicaleServer) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        assert server.process is not None
-        if server.process.poll() is not None:
-            break
-        if _answers(server.url):
-            return
-        time.sleep(0.05)
-    code = server.process.poll() if server.process else None
-    server.stop()
-    state = f"exited with {code}" if code is not None else f"not answering after {START_TIMEOUT:.0f} s"
-    raise RuntimeError(f"radicale {state}; log tail:\n{server.log_tail()}")
-
-
 def running_radicale(tmp_dir: str | Path, users: dict[str, str], max_resource_size: int | None = None) -> RadicaleServer:
     """Starts Radicale for `users` (name -> password) and returns it once it answers HTTP.
 
@@ -119,14 +83,6 @@ def running_radicale(tmp_dir: str | Path, users: dict[str, str], max_resource_si
     conf = root / "radicale.conf"
     conf.write_text(_config(root, port, max_resource_size))
     server = RadicaleServer(f"http://{HOST}:{port}", root, dict(users))
-    with open(server.log_file, "wb") as output:  # the child keeps its own copy of the descriptor
-        server.process = subprocess.Popen(
-            [sys.executable, "-m", "radicale", "--config", str(conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    atexit.register(server.stop)
-    _wait_until_answering(server)
+    server.launch([sys.executable, "-m", "radicale", "--config", str(conf)])
+    server.wait_until(lambda: _answers(server.url), START_TIMEOUT)
     return server

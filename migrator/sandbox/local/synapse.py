@@ -9,24 +9,21 @@ ordinary users are raised too, for a client's own reads and the admin user a tes
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import hmac
 import json
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
 
 import yaml
 from signedjson.key import generate_signing_key, write_signing_keys
 
 from connectors.matrix.registration import Registration, new_token, write_registration
-from migrator.sandbox.local.processes import HOST, free_port, stop_group
+from migrator.sandbox.local.processes import HOST, GroupProcess, free_port
 
 START_TIMEOUT = 60.0
 SERVER_NAME = "localhost"
@@ -34,7 +31,10 @@ GENEROUS = {"per_second": 10000, "burst_count": 10000}
 
 
 @dataclass
-class SynapseServer:
+class SynapseServer(GroupProcess):
+    LOG = "synapse.log"
+    NAME = "synapse"
+
     url: str
     root: Path
     registration: Registration
@@ -44,16 +44,6 @@ class SynapseServer:
     @property
     def server_name(self) -> str:
         return self.registration.server_name
-
-    @property
-    def log_file(self) -> Path:
-        return self.root / "synapse.log"
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log written)"
 
     def register_user(self, localpart: str, password: str = "unused-password", admin: bool = False) -> str:
         """A real (non-imported) account, through the shared-secret admin registration."""
@@ -68,16 +58,6 @@ class SynapseServer:
         request = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        stop_group(process)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def _config(root: Path, port: int, shared_secret: str, registration_file: Path) -> str:
@@ -142,20 +122,6 @@ def running_synapse(tmp_dir: str | Path, registration_file: Path | None = None, 
         write_signing_keys(handle, [generate_signing_key("a_test")])
     (root / "homeserver.yaml").write_text(_config(root, port, shared_secret, registration_file))
     server = SynapseServer(f"http://{HOST}:{port}", root, registration, shared_secret)
-    with open(server.log_file, "wb") as output:
-        server.process = subprocess.Popen(
-            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(root / "homeserver.yaml")],
-            cwd=root, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    atexit.register(server.stop)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            break
-        if _answers(server.url):
-            return server
-        time.sleep(0.1)
-    code = server.process.poll()
-    server.stop()
-    state = f"exited with {code}" if code is not None else f"not answering after {START_TIMEOUT:.0f} s"
-    raise RuntimeError(f"synapse {state}; log tail:\n{server.log_tail()}")
+    server.launch([sys.executable, "-m", "synapse.app.homeserver", "-c", str(root / "homeserver.yaml")], cwd=root)
+    server.wait_until(lambda: _answers(server.url), START_TIMEOUT)
+    return server
