@@ -398,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         code = command.main(args=args, prog_name="migrator", standalone_mode=False)
         return code if isinstance(code, int) else 0
     except typer.Exit as exc:
+        if exc.exit_code == 130:  # typer's answer to Ctrl-C
+            print("migrator: interrupted; rerun the same command to resume", file=sys.stderr)
         return exc.exit_code
     except typer.Abort:
         print("migrator: interrupted; rerun the same command to resume", file=sys.stderr)
