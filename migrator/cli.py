@@ -134,7 +134,7 @@ def init(
         raise UsageError(f"{path} already exists", hint="pass --force to overwrite it, or choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(CONFIG_TEMPLATE)
-    console.print(f"wrote {path}: edit [source], [batch] and [targets], then run `migrator run --dry-run`")
+    console.print(escape(f"wrote {path}: edit [source], [batch] and [targets], then run `migrator preflight` and `migrator run --dry-run`"))
 
 
 @app.command()
@@ -318,6 +318,8 @@ def report(
     if format != "table" and format not in writers:
         raise UsageError(f"--format {format!r} is not known", hint="use table, json, csv or html")
     data = build_report(_ledger_for_reading(config, ledger), department=department, upns=user, workloads=workload, include_titles=include_titles)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
     if format == "table":
         target = Console(file=output.open("w"), width=160) if output else console
         print_table(data, target)
