@@ -21,7 +21,8 @@ from migrator.sandbox.local.dovecot import (
 from migrator.sandbox.local.radicale import RadicaleServer, running_radicale
 from migrator.sandbox.local.synapse import SERVER_NAME, SynapseServer, running_synapse
 from migrator.sandbox.nextcloud import NextcloudServer
-from migrator.sandbox.tenant import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Tenant
+from migrator.sandbox.serve import source_section
+from migrator.sandbox.tenant import SANDBOX_CLIENT_SECRET, Tenant
 from migrator.sandbox.tls import ensure_tls
 
 SEED = 7
@@ -122,17 +123,8 @@ def write_config(targets: DemoTargets, synapse_url: str) -> Path:
                 f'master_user = "{IMAP_MASTER}"\nmaster_password = {{ file = "secrets/imap-master-password" }}')
     else:
         mail = f'kind = "maildir"\npath = "{targets.maildir.name}"'
-    targets.config.write_text(f"""# Written by `migrator demo`: the sandbox tenant and the local servers it started.
-
-[source]
-kind = "graph"
-tenant_id = "{sandbox.tenant.identity.tenant_id}"
-client_id = "{SANDBOX_CLIENT_ID}"
-client_secret = {{ file = "secrets/graph-client-secret" }}
-authority_url = "{sandbox.base}"
-graph_url = "{sandbox.url}"
-ca_bundle = "{sandbox.ca_file}"
-
+    targets.config.write_text("# Written by `migrator demo`: the sandbox tenant and the local servers it started.\n"
+                              + source_section(sandbox, '{ file = "secrets/graph-client-secret" }') + f"""
 [ledger]
 url = "sqlite:///migration.db"
 
