@@ -88,7 +88,7 @@ def test_mail_with_hostile_fields_and_bytes(data):
 def test_events_with_hostile_fields_and_recurrences(data):
     case = data.draw(st.sampled_from(EVENTS))
     metadata = {**case, "event": replaced(case["event"], data)}
-    if data.draw(st.booleans()) and isinstance(metadata["event"].get("recurrence"), dict):
+    if data.draw(st.booleans()) and isinstance(metadata["event"].get("recurrence"), dict) and metadata["event"]["recurrence"]:
         metadata["event"]["recurrence"] = replaced(metadata["event"]["recurrence"], data)
     ref = ItemRef(str(case["event"].get("id", "e")), "", "event", "")
     item = Item(ref, Payload.from_bytes(b""), metadata)
