@@ -134,7 +134,7 @@ def init(
         raise UsageError(f"{path} already exists", hint="pass --force to overwrite it, or choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(CONFIG_TEMPLATE)
-    console.print(f"wrote {path}: edit [source], [batch] and [targets], then run `migrator run --dry-run`")
+    console.print(escape(f"wrote {path}: edit [source], [batch] and [targets], then run `migrator preflight` and `migrator run --dry-run`"))
 
 
 @app.command()
@@ -318,6 +318,8 @@ def report(
     if format != "table" and format not in writers:
         raise UsageError(f"--format {format!r} is not known", hint="use table, json, csv or html")
     data = build_report(_ledger_for_reading(config, ledger), department=department, upns=user, workloads=workload, include_titles=include_titles)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
     if format == "table":
         target = Console(file=output.open("w"), width=160) if output else console
         print_table(data, target)
@@ -380,11 +382,14 @@ def sandbox_serve(
 
 
 @app.command()
-def demo(workdir: Annotated[Path, typer.Option("--workdir", help="Folder for the demo's config, ledger and target.")] = Path("demo")) -> None:
-    """Migrate the built-in example tenant into local folders, then show that a rerun resumes."""
+def demo(
+    workdir: Annotated[Path, typer.Option("--workdir", help="Folder for the demo's config, secrets, ledger, servers and report.")] = Path("demo"),
+    stay: Annotated[bool | None, typer.Option("--stay/--no-stay", help="Keep the servers running after the report until Enter (default: on a terminal).")] = None,
+) -> None:
+    """Migrate a sandbox department into local Dovecot, Radicale, Nextcloud and Synapse servers, with preflight, verification and report."""
     from migrator.demo import run_demo
 
-    raise typer.Exit(run_demo(workdir, console))
+    raise typer.Exit(run_demo(workdir, console, stay=sys.stdin.isatty() if stay is None else stay))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -395,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
         code = command.main(args=args, prog_name="migrator", standalone_mode=False)
         return code if isinstance(code, int) else 0
     except typer.Exit as exc:
+        if exc.exit_code == 130:  # typer's answer to Ctrl-C
+            print("migrator: interrupted; rerun the same command to resume", file=sys.stderr)
         return exc.exit_code
     except typer.Abort:
         print("migrator: interrupted; rerun the same command to resume", file=sys.stderr)

@@ -232,13 +232,6 @@ def test_usage_errors_exit_2(tmp_path):
     assert nobody.returncode == 2 and "department 'Marketing' has no users" in nobody.stderr
 
 
-def test_demo_migrates_and_resumes(tmp_path):
-    out = migrator("demo", "--workdir", str(tmp_path / "demo"), cwd=tmp_path)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "copied 64 items" in out.stdout and "copied 0, retried the failed item" in out.stdout
-    assert "Audit chain: " in out.stdout and "intact" in out.stdout
-
-
 def test_verify_can_reread_a_deterministic_sample(migrated):
     work, _ = migrated
     first = migrator("verify", "--sample", "0.25", cwd=work)

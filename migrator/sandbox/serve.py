@@ -52,3 +52,18 @@ def serve(data_dir: Path, console: Console, **options) -> None:
         threading.Event().wait()
     finally:
         sandbox.stop()
+
+
+def source_section(sandbox: Sandbox, client_secret: str) -> str:
+    """The [source] section of a configuration reading `sandbox`; `client_secret` is the TOML of the
+    secret's reference, e.g. '{ file = "graph-secret" }'."""
+    return f"""
+[source]
+kind = "graph"
+tenant_id = "{sandbox.tenant.identity.tenant_id}"
+client_id = "{SANDBOX_CLIENT_ID}"
+client_secret = {client_secret}
+authority_url = "{sandbox.base}"
+graph_url = "{sandbox.url}"
+ca_bundle = "{sandbox.ca_file}"
+"""

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from migrator.sandbox.app import Sandbox
-from migrator.sandbox.tenant import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+from migrator.sandbox.serve import source_section
+from migrator.sandbox.tenant import SANDBOX_CLIENT_SECRET
 from tests.fixtures.dovecot import DEFAULT_MASTER
 
 
@@ -16,16 +17,7 @@ def sandbox_source(directory: Path, sandbox: Sandbox, upns: list[str] | None = N
     if upns is not None:
         (directory / "users.txt").write_text("".join(upn + "\n" for upn in upns))
     batch = 'users_file = "users.txt"' if upns is not None else f'department = "{sandbox.tenant.users[0]["department"]}"'
-    return f"""
-[source]
-kind = "graph"
-tenant_id = "{sandbox.tenant.identity.tenant_id}"
-client_id = "{SANDBOX_CLIENT_ID}"
-client_secret = {{ file = "graph-secret" }}
-authority_url = "{sandbox.base}"
-graph_url = "{sandbox.url}"
-ca_bundle = "{sandbox.ca_file}"
-
+    return source_section(sandbox, '{ file = "graph-secret" }') + f"""
 [batch]
 {batch}
 """
