@@ -11,7 +11,6 @@ Usage: python -m bench.calendar [--users N] [--json FILE]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import tempfile
@@ -20,8 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from bench import timed_stages
 from migrator.config import load_config
-from migrator.job import Job, Selection
 from migrator.sandbox.app import Sandbox
 from migrator.sandbox.tenant import Tenant
 from migrator.sandbox.tls import ensure_tls
@@ -92,15 +91,7 @@ def main() -> None:
         accounts = {name: PASSWORD for name in locals_} | {BASELINE: PASSWORD}
         with Sandbox(tenant, ensure_tls(root / "tls")) as sandbox, running_radicale(root / "radicale", accounts) as server:
             config = load_config(write_config(root, sandbox, server))
-            job = Job(config)
-            stage_times, results = {}, {}
-            try:
-                for stage in ("plan", "copy", "verify"):  # one stage per run, so each is timed alone
-                    start = time.perf_counter()
-                    results[stage] = asyncio.run(job.run(stage, Selection.from_config(config), stages=(stage,)))
-                    stage_times[stage] = time.perf_counter() - start
-            finally:
-                job.close()
+            stage_times, results = timed_stages(config)
             objects = stored_objects(server, locals_)
             raw = put_loop(server, objects)
     copied = results["copy"].copy.outcomes["copied"]

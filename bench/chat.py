@@ -8,16 +8,15 @@ Usage: python -m bench.chat [--users N]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
+from bench import timed_stages
 from mappings.chat import SOURCE_KEY
 from migrator.config import load_config
-from migrator.job import Job, Selection
 from migrator.sandbox.app import Sandbox
 from migrator.sandbox.tenant import Tenant
 from migrator.sandbox.tls import ensure_tls
@@ -125,15 +124,7 @@ def main() -> None:
                         server.register_user(user["userPrincipalName"].split("@")[0])
                 config = load_config(write_config(root, sandbox, server))
                 sink = build_sink("chat", config.targets["chat"], config)
-                job = Job(config, sinks={"chat": sink})
-                stage_times, results = {}, {}
-                try:
-                    for stage in ("plan", "copy", "verify"):
-                        start = time.perf_counter()
-                        results[stage] = asyncio.run(job.run(stage, Selection.from_config(config), stages=(stage,)))
-                        stage_times[stage] = time.perf_counter() - start
-                finally:
-                    job.close()
+                stage_times, results = timed_stages(config, sinks={"chat": sink})
             headers = {"Authorization": f"Bearer {server.registration.as_token}"}
             with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
                 rooms = engine_rooms(client, server)

@@ -11,7 +11,6 @@ Usage: python -m bench.files [--small N] [--large N] [--large-mb MB] [--json FIL
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import random
 import shutil
@@ -23,9 +22,9 @@ from urllib.parse import quote
 
 import httpx
 
+from bench import timed_stages
 from mappings.file_names import NameRules, legal_path
 from migrator.config import load_config
-from migrator.job import Job, Selection
 from migrator.sandbox.api_drive import onedrive
 from migrator.sandbox.app import Sandbox
 from migrator.sandbox.tenant import Tenant
@@ -110,15 +109,7 @@ def scenario(name: str, count: int, size: int) -> dict:
             raw = raw_put_loop(server.url, "baseline", root / "tree")
             clone = rclone_copy(server.url, "baseline", root / "tree")
             config = load_config(write_config(root, sandbox, server, user["userPrincipalName"]))
-            job = Job(config)
-            stage_times, results = {}, {}
-            try:
-                for stage in ("plan", "copy", "verify"):
-                    start = time.perf_counter()
-                    results[stage] = asyncio.run(job.run(stage, Selection.from_config(config), stages=(stage,)))
-                    stage_times[stage] = time.perf_counter() - start
-            finally:
-                job.close()
+            stage_times, results = timed_stages(config)
             shutil.rmtree(root / "tree")
     copied = results["copy"].copy.outcomes["copied"]
     assert results["verify"].verify.outcomes["mismatch"] == 0, results["verify"].verify.outcomes

@@ -7,15 +7,14 @@ Usage: python -m bench.mail [--users N]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import imaplib
 import ssl
 import tempfile
 import time
 from pathlib import Path
 
+from bench import timed_stages
 from migrator.config import load_config
-from migrator.job import Job, Selection
 from migrator.sandbox.api_mail import mailbox
 from migrator.sandbox.app import Sandbox
 from migrator.sandbox.tenant import Tenant
@@ -65,15 +64,7 @@ def main() -> None:
         with Sandbox(tenant, ensure_tls(root / "tls")) as sandbox, running_dovecot(root / "dovecot", accounts) as server:
             raw = imaplib_loop(server, messages)
             config = load_config(write_config(root, sandbox, server))
-            job = Job(config)
-            stage_times, results = {}, {}
-            try:
-                for stage in ("plan", "copy", "verify"):  # one stage per run, so each is timed alone
-                    start = time.perf_counter()
-                    results[stage] = asyncio.run(job.run(stage, Selection.from_config(config), stages=(stage,)))
-                    stage_times[stage] = time.perf_counter() - start
-            finally:
-                job.close()
+            stage_times, results = timed_stages(config)
     engine = sum(stage_times.values())
     copied, total_mb = results["copy"].copy.outcomes["copied"], sum(len(m) for m in messages) / 1e6
     assert copied == len(messages) and results["verify"].verify.outcomes["verified"] == copied, results
