@@ -36,3 +36,24 @@ ca_bundle = "{server.ca_file}"
 master_user = "{DEFAULT_MASTER[0]}"
 master_password = {{ file = "imap-master" }}
 """
+
+
+def dav_and_files_targets(dav_url: str, cloud_url: str) -> str:
+    """[targets.calendar], [targets.contacts] on one CalDAV/CardDAV server and [targets.files] on
+    Nextcloud, all logging in with the password in the file "password" beside the config."""
+    return f"""
+[targets.calendar]
+kind = "caldav"
+url = "{dav_url}"
+password = {{ file = "password" }}
+
+[targets.contacts]
+kind = "carddav"
+url = "{dav_url}"
+password = {{ file = "password" }}
+
+[targets.files]
+kind = "nextcloud"
+url = "{cloud_url}"
+password = {{ file = "password" }}
+"""

@@ -23,7 +23,7 @@ from migrator.sandbox.app import Sandbox
 from migrator.sandbox.nextcloud import NextcloudServer
 from migrator.sandbox.tenant import Tenant
 from tests.fixtures.radicale import running_radicale
-from tests.graph.configs import sandbox_source
+from tests.graph.configs import dav_and_files_targets, sandbox_source
 from tests.graph.test_sync import (
     cloud_files,
     dav_keys,
@@ -61,21 +61,7 @@ enabled = ["mail", "calendar", "contacts", "files"]
 kind = "maildir"
 path = "maildir"
 
-[targets.calendar]
-kind = "caldav"
-url = "{dav.url}"
-password = {{ file = "password" }}
-
-[targets.contacts]
-kind = "carddav"
-url = "{dav.url}"
-password = {{ file = "password" }}
-
-[targets.files]
-kind = "nextcloud"
-url = "{cloud}"
-password = {{ file = "password" }}
-
+{dav_and_files_targets(dav.url, cloud)}
 [run]
 concurrency = 8
 retry_base_seconds = 0.01

@@ -31,7 +31,7 @@ from state.models import Container, Event, Item, Scope
 from state.queries import decode_path
 from tests.fixtures.dovecot import DEFAULT_MASTER, running_dovecot
 from tests.fixtures.radicale import running_radicale
-from tests.graph.configs import dovecot_target, sandbox_source
+from tests.graph.configs import dav_and_files_targets, dovecot_target, sandbox_source
 
 PASSWORD = "app-password"
 
@@ -51,21 +51,7 @@ def world(tmp_path, tls_files):
 [workloads]
 enabled = ["mail", "calendar", "contacts", "files"]
 {dovecot_target(tmp_path, imap)}
-[targets.calendar]
-kind = "caldav"
-url = "{dav.url}"
-password = {{ file = "password" }}
-
-[targets.contacts]
-kind = "carddav"
-url = "{dav.url}"
-password = {{ file = "password" }}
-
-[targets.files]
-kind = "nextcloud"
-url = "{cloud.url}"
-password = {{ file = "password" }}
-
+{dav_and_files_targets(dav.url, cloud.url)}
 [run]
 retry_base_seconds = 0.01
 retry_max_seconds = 0.05
