@@ -62,6 +62,7 @@ class SinkConfig:
 class RunSettings:
     concurrency: int = 16
     per_mailbox: int = 4
+    teams_reads_per_second: float = 20.0
     max_attempts: int = 5
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 300.0
@@ -99,7 +100,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "mail": {"folders": dict, "add_source_header": bool},
     "files": {"onedrive_folder": str, "libraries_folder": str, "groups": dict, "sites": dict, "libraries_owner": str},
     "run": {
-        "concurrency": int, "per_mailbox": int, "max_attempts": int, "retry_base_seconds": (int, float),
+        "concurrency": int, "per_mailbox": int, "teams_reads_per_second": (int, float), "max_attempts": int, "retry_base_seconds": (int, float),
         "retry_max_seconds": (int, float), "call_retries": int, "verify_sample": (int, float),
     },
 }

@@ -123,7 +123,7 @@ class Copier:
     async def _fetch(self, work: WorkItem) -> Item:
         user = self.users[work.upn]
         container = Container(work.container_source_id, work.container_name, work.workload, work.container_path, work.container_role)
-        ref = ItemRef(work.source_id, work.change_key, work.kind, work.name, work.size)
+        ref = ItemRef(work.source_id, work.change_key, work.kind, work.name, work.size, work.listed)
         return await self._retrying(lambda: self.source.fetch(user, container, ref))
 
     async def _copy(self, work: WorkItem, fetched: asyncio.Task | None = None) -> None:

@@ -45,6 +45,8 @@ class ItemRef:
     kind: str
     name: str = ""
     size: int | None = None
+    # The item as the listing gave it, where that is all `fetch` would read again (kept by the ledger until copied).
+    listed: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

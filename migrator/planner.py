@@ -91,7 +91,7 @@ class Planner:
 
     async def _read_changes(self, user: User, container: Container, container_id: int | None, cursor: str | None, known: dict[str, tuple[str, str]]) -> Counter:
         counts: Counter = Counter()
-        upserts: list[tuple[str, str, str, str, int | None]] = []
+        upserts: list[tuple[str, str, str, str, int | None, str | None]] = []
         removals: list[str] = []
         seen: set[str] = set()
         new_cursor: str | None = None
@@ -113,7 +113,7 @@ class Planner:
                     counts["unchanged"] += 1
                     continue
                 counts["bytes"] += change.size or 0
-                upserts.append((change.source_id, change.change_key, change.kind, change.name, change.size))
+                upserts.append((change.source_id, change.change_key, change.kind, change.name, change.size, change.listed))
             if len(upserts) >= BATCH:
                 self._flush(container_id, upserts, [])  # removals wait for the end: the guard below may refuse them
         if cursor is None:

@@ -61,6 +61,7 @@ matrix_id = "@{local}:example.org"
 [run]
 concurrency = 16        # items in flight at once
 per_mailbox = 4         # Microsoft Graph serves at most 4 concurrent requests per mailbox
+teams_reads_per_second = 20  # Teams message reads, per tenant: divide it between workers running at once
 max_attempts = 5        # runs that retry a failed item before it is left for an admin
 call_retries = 5        # tries of one throttled or failing call within a run
 retry_base_seconds = 1.0

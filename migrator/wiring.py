@@ -43,7 +43,7 @@ def graph_source(config: Config) -> Source:
         token_cache=Path(s["token_cache"]) if "token_cache" in s else None,
         device_code=s.get("auth") == "device_code",
     )
-    return GraphSource(credentials, s.get("graph_url", "https://graph.microsoft.com/v1.0"), Politeness(per_mailbox=config.run.per_mailbox))
+    return GraphSource(credentials, s.get("graph_url", "https://graph.microsoft.com/v1.0"), Politeness(per_mailbox=config.run.per_mailbox, teams_reads_per_second=config.run.teams_reads_per_second))
 
 
 def build_sink(workload: str, sink: SinkConfig, config: Config | None = None) -> Sink:

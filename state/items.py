@@ -60,10 +60,10 @@ class ItemWrites:
         self,
         run_id: int,
         container_id: int,
-        upserts: list[tuple[str, str, str, str, int | None]],
+        upserts: list[tuple],
         removals: list[str],
     ) -> None:
-        """Upserts (source_id, change_key, kind, name, size) as planned and marks removals, in one batch."""
+        """Upserts (source_id, change_key, kind, name, size[, listed]) as planned and marks removals, in one batch."""
         with self.transaction() as s:
             existing = {
                 row.source_id: row
@@ -71,12 +71,14 @@ class ItemWrites:
                     select(Item).where(Item.container_id == container_id, Item.source_id.in_([u[0] for u in upserts] + removals))
                 )
             }
-            for source_id, change_key, kind, name, size in upserts:
+            for source_id, change_key, kind, name, size, *rest in upserts:
+                listed = rest[0] if rest else None
                 row = existing.get(source_id)
                 if row is None:
-                    s.add(Item(container_id=container_id, source_id=source_id, change_key=change_key, kind=kind, name=name, size=size, state=ItemState.PLANNED))
+                    s.add(Item(container_id=container_id, source_id=source_id, change_key=change_key, kind=kind, name=name, size=size,
+                               listed=listed, state=ItemState.PLANNED))
                 elif row.change_key != change_key or row.state in (ItemState.REMOVED, ItemState.DELETED):
-                    row.change_key, row.kind, row.name, row.size = change_key, kind, name, size
+                    row.change_key, row.kind, row.name, row.size, row.listed = change_key, kind, name, size, listed
                     row.state, row.attempts, row.last_error = ItemState.PLANNED, 0, None
             for source_id in removals:
                 row = existing.get(source_id)
@@ -121,7 +123,7 @@ class ItemWrites:
             now = utcnow()
             columns = (
                 Item.id, Item.source_id, Item.kind, Item.name, Item.change_key, Item.size, Item.dest_key, Item.dest_id,
-                Item.put_started_at, Item.attempts, Item.lease_owner, Container.id.label("c_id"), Container.source_id.label("c_source_id"),
+                Item.put_started_at, Item.attempts, Item.lease_owner, Item.listed, Container.id.label("c_id"), Container.source_id.label("c_source_id"),
                 Container.name.label("c_name"), Container.source_path, Container.role, Container.target_path,
                 Scope.upn, Scope.workload, Scope.target_owner,
             )
@@ -156,7 +158,7 @@ class ItemWrites:
                         r.id, r.source_id, r.kind, r.name, r.change_key, r.size,
                         r.c_id, r.c_source_id, r.c_name, decode_path(r.source_path or "[]"), r.role,
                         decode_path(r.target_path), r.upn, r.workload,
-                        r.target_owner, r.dest_key, r.dest_id, r.put_started_at is not None, r.attempts,
+                        r.target_owner, r.dest_key, r.dest_id, r.put_started_at is not None, r.attempts, r.listed,
                     )
                 )
             for owner, ids in taken_over.items():
@@ -241,7 +243,7 @@ class ItemWrites:
                 update(table).where(table.c.id == bindparam("b_id")).values(
                     state=ItemState.COPIED, dest_key=bindparam("b_dest_key"), dest_id=bindparam("b_dest_id"), dest_etag=bindparam("b_etag"),
                     size=bindparam("b_size"), dest_mtime=bindparam("b_mtime"), content_hash=bindparam("b_hash"), last_error=None,
-                    lease_owner=None, lease_expires_at=None, put_started_at=None, updated_at=now,
+                    lease_owner=None, lease_expires_at=None, put_started_at=None, listed=None, updated_at=now,
                 ),
                 [{"b_id": c["item_id"], "b_dest_key": c["dest_key"], "b_dest_id": c["dest_id"], "b_etag": c["etag"], "b_size": c["size"],
                   "b_mtime": c.get("mtime"), "b_hash": c["content_hash"]} for c in copies],

@@ -118,6 +118,9 @@ class Item(Base):
     dest_etag: Mapped[str | None] = mapped_column(String(256))
     # The modification time the target confirmed it keeps (files), compared again by verify.
     dest_mtime: Mapped[float | None] = mapped_column(Float)
+    # What the source's listing already said about the item (Teams messages: the whole message), so that
+    # copying need not read it again; cleared once the item is copied.
+    listed: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(20), default=ItemState.PLANNED)
     # Set before a sink write starts: a later run then probes the sink before writing again.
     put_started_at: Mapped[dt.datetime | None]

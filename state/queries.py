@@ -38,6 +38,7 @@ class WorkItem:
     dest_id: str | None
     put_started: bool
     attempts: int
+    listed: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from migrator.errors import ConfigError
 from state.models import Base, SchemaVersion
 
-CURRENT_VERSION = 4
+CURRENT_VERSION = 5
 
 
 def _container_source_path_and_role(session: Session) -> None:
@@ -31,8 +31,12 @@ def _leases_and_heartbeats(session: Session) -> None:
         session.execute(text("ALTER TABLE run ALTER COLUMN status TYPE VARCHAR(40)"))  # "completed_with_failures" did not fit
 
 
+def _item_listed(session: Session) -> None:
+    session.execute(text("ALTER TABLE item ADD COLUMN listed TEXT"))
+
+
 # version -> function that upgrades a ledger from version-1 to version.
-MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _container_source_path_and_role, 3: _item_dest_mtime, 4: _leases_and_heartbeats}
+MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _container_source_path_and_role, 3: _item_dest_mtime, 4: _leases_and_heartbeats, 5: _item_listed}
 
 
 def ensure_schema(engine: Engine) -> int:

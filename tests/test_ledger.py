@@ -104,6 +104,7 @@ def _downgrade(url: str, version: int) -> None:
     dropped = {
         1: ["container.source_path", "container.role", "item.dest_mtime"],
         3: ["item.lease_expires_at", "run.heartbeat_at", "run.items_done"],
+        4: ["item.listed"],
     }
     columns = [c for v, cols in dropped.items() if v >= version for c in cols]
     narrowed = ["alter table run alter column status type varchar(20)"] if url.startswith("postgresql") else []
@@ -126,7 +127,7 @@ def test_a_version_1_ledger_is_upgraded_in_place_keeping_its_rows(ledger_url):  
     finally:
         upgraded.close()
     assert _query(ledger_url, "select source_path, role from container") == [('["Postvak IN"]', "inbox")]
-    assert _query(ledger_url, "select version from schema_version order by version") == [(1,), (2,), (3,), (4,)]
+    assert _query(ledger_url, "select version from schema_version order by version") == [(1,), (2,), (3,), (4,), (5,)]
 
 
 def test_a_version_3_ledger_gains_leases_and_heartbeats_keeping_its_claims(ledger_url):  # noqa: F811
@@ -150,7 +151,25 @@ def test_a_version_3_ledger_gains_leases_and_heartbeats_keeping_its_claims(ledge
         assert upgraded.audit().ok
     finally:
         upgraded.close()
-    assert _query(ledger_url, "select version from schema_version order by version") == [(3,), (4,)]
+    assert _query(ledger_url, "select version from schema_version order by version") == [(3,), (4,), (5,)]
+
+
+def test_what_the_listing_said_rides_with_the_claim_and_is_dropped_once_copied(ledger_url):  # noqa: F811
+    ledger = Ledger(ledger_url)
+    try:
+        run_id = ledger.start_run("run")
+        scope = ledger.upsert_scope("ada@example.org", "Finance", "chat", "ada@example.org")
+        container, _ = ledger.upsert_container(scope, "chat-1", "Chat", ("Chats",))
+        ledger.apply_plan(run_id, container, [("m1", "v1", "chatMessage", "hi", None, '{"id":"m1"}'), ("m2", "v1", "chatMessage", "ho", None)], [])
+        work = ledger.claim(run_id, 5, None, None)
+        assert {w.source_id: w.listed for w in work} == {"m1": '{"id":"m1"}', "m2": None}
+        ledger.record_copied(run_id, next(w.item_id for w in work if w.source_id == "m1"), "k1", "d1", None, 5, "h", healed=False)
+        assert _query(ledger_url, "select source_id, listed from item order by source_id") == [("m1", None), ("m2", None)]
+        # A changed message planned again carries its new listing.
+        ledger.apply_plan(run_id, container, [("m1", "v2", "chatMessage", "hi!", None, '{"id":"m1","v":2}')], [])
+        assert _query(ledger_url, "select listed from item where source_id = 'm1'") == [('{"id":"m1","v":2}',)]
+    finally:
+        ledger.close()
 
 
 def test_a_lease_held_is_not_claimed_again_and_an_expired_one_is_taken_over(ledger_url):  # noqa: F811

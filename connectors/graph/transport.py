@@ -17,6 +17,11 @@ import httpx
 
 RETRY_STATUSES = (429, 503, 504)
 _MAILBOX = re.compile(r"/users/([^/?]+)")
+# GET of chat and channel messages (listings, replies, hosted contents): Graph's protected Teams reads.
+_TEAMS_MESSAGES = re.compile(r"/(?:chats/[^/]+|teams/[^/]+/channels/[^/]+)/messages(?:/|$)")
+# Requests leave a little slower than the published rate: the server counts arrivals, and two requests sent
+# 50 ms apart can arrive closer together; one 429 costs a whole second of Retry-After.
+_PACE_MARGIN = 0.95
 
 
 @dataclass
@@ -26,6 +31,7 @@ class Politeness:
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
     max_wait: float = 900.0  # the longest Retry-After obeyed before giving up on a request
+    teams_reads_per_second: float = 20.0  # Teams message reads: per app per tenant, so shared by every worker
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
 
@@ -60,12 +66,31 @@ class _Released(httpx.AsyncByteStream):
                 self._release()
 
 
+class Pacer:
+    """Spaces requests evenly at a rate, so a tenant-wide limit is met without drawing 429s."""
+
+    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 1.0 / (per_second * _PACE_MARGIN) if per_second > 0 else 0.0
+        self.clock = clock
+        self._next = 0.0
+
+    async def wait(self, sleep: Callable[[float], Awaitable[None]]) -> None:
+        if not self.interval:
+            return
+        now = self.clock()
+        slot = max(now, self._next)
+        self._next = slot + self.interval  # taken before sleeping: callers queue up in arrival order
+        if slot > now:
+            await sleep(slot - now)
+
+
 class GraphTransport(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport, graph_url: str, token: Callable[[bool], Awaitable[str]],
                  politeness: Politeness | None = None) -> None:
         self.inner, self.graph_url, self.token = inner, graph_url.rstrip("/"), token
         self.politeness = politeness or Politeness()
         self._mailboxes: dict[str, asyncio.Semaphore] = {}
+        self.teams_pacer = Pacer(self.politeness.teams_reads_per_second)
         self.retries: dict[str, int] = {"throttled": 0, "unavailable": 0, "dropped": 0, "unauthorized": 0}
         self.waited: list[float] = []
 
@@ -98,7 +123,10 @@ class GraphTransport(httpx.AsyncBaseTransport):
         refreshed = False
         if authenticated:
             request.headers["Authorization"] = f"Bearer {await self.token(False)}"
+        paced = authenticated and request.method == "GET" and bool(_TEAMS_MESSAGES.search(request.url.path))
         for attempt in range(1, polite.attempts + 1):
+            if paced:
+                await self.teams_pacer.wait(polite.sleep)
             try:
                 response = await self.inner.handle_async_request(request)
             except (httpx.TransportError, OSError):

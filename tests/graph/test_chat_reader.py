@@ -228,3 +228,56 @@ def test_a_throttled_chat_listing_still_completes(sandbox):
     refs, _, _ = split(found)
     assert sorted(r.source_id for r in refs) == sorted(m["id"] for m in state.thread.messages)
     assert throttled > 0 and sandbox.tenant.limiter.throttled["TeamsMessages"] > 0
+
+
+def counting_teams_reads(sandbox) -> list[int]:
+    """Counts the Teams message reads the sandbox answers (throttled or not)."""
+    limiter, count = sandbox.tenant.limiter, [0]
+    admit = limiter.teams_message_read
+
+    def counted(app):
+        count[0] += 1
+        admit(app)
+
+    limiter.teams_message_read = counted
+    return count
+
+
+def test_a_listed_message_is_fetched_from_its_listing_reading_only_its_images(sandbox):
+    entry, user = first_user(sandbox)
+    chats = chats_of(sandbox, entry)
+    thread, _, message_id, content_id = hosted_message({c: s.thread for c, s in chats.items()}, want_reply=False)
+    container = chat_container(next(c for c, s in chats.items() if s.thread is thread))
+    reads = counting_teams_reads(sandbox)
+
+    async def action(reader: ChatReader):
+        listed = next(r for r in await collect(reader.changes(user, container, None)) if isinstance(r, ItemRef) and r.source_id == message_id)
+        before = reads[0]
+        from_listing = await reader.fetch(user, container, listed)
+        fetch_reads = reads[0] - before
+        read_again = await reader.fetch(user, container, ItemRef(message_id, listed.change_key, "chatMessage"))
+        return listed, fetch_reads, await from_listing.payload.read_all(), await read_again.payload.read_all()
+
+    listed, fetch_reads, from_listing, read_again = run(using(sandbox, action))
+    assert listed.listed and json.loads(listed.listed)["id"] == message_id
+    assert fetch_reads == 1, "only the inline image is read; the message itself came with the listing"
+    assert from_listing == read_again, "the listing's message is the one GET returns: same payload, same hash"
+    assert json.loads(from_listing)["hosted_sha256"][content_id]
+
+
+def test_teams_reads_are_spaced_to_the_tenant_limit_so_none_is_throttled(sandbox):
+    entry, user = first_user(sandbox)
+    chat_id, state = max(chats_of(sandbox, entry).items(), key=lambda pair: len(pair[1].thread.messages))
+    throttle = sandbox.tenant.limiter.throttle
+    throttle.enabled, throttle.teams_messages_per_second = True, 5
+    reads = counting_teams_reads(sandbox)
+
+    async def action(reader: ChatReader):
+        found = await collect(reader.changes(user, chat_container(chat_id), None))
+        return found, reader.session.transport.retries["throttled"]
+
+    found, throttled = run(using(sandbox, action, page=2, politeness=Politeness(teams_reads_per_second=5)))
+    refs, _, _ = split(found)
+    assert sorted(r.source_id for r in refs) == sorted(m["id"] for m in state.thread.messages)
+    assert reads[0] > 10, "enough pages to exceed two seconds' allowance"
+    assert throttled == 0 and sandbox.tenant.limiter.throttled["TeamsMessages"] == 0
