@@ -4,13 +4,14 @@ paging and delta, and the RFC 5322 source at $value, streamed."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from migrator.sandbox.auth import require
 from migrator.sandbox.content import Blob
-from migrator.sandbox.gen_mail import build_mailbox, make_message
+from migrator.sandbox.gen_mail import LARGE_MESSAGE_BYTES, build_mailbox, make_message
 from migrator.sandbox.http import GraphError, Request, Response
 from migrator.sandbox.odata import collection, entity, removed, select, user_context
 from migrator.sandbox.store import Collection
@@ -106,8 +107,10 @@ def mailbox(tenant: Tenant, user_key: str) -> Mailbox:
     user = tenant.user(user_key)
 
     def build() -> Mailbox:
-        large = tenant.large_items and user["id"] == tenant.users[0]["id"]
-        data = build_mailbox(tenant.rng("mail", user["id"]), user, tenant.colleagues(user), large_message=large)
+        first = user["id"] == tenant.users[0]["id"]
+        archive = math.ceil(tenant.archive_bytes / LARGE_MESSAGE_BYTES) if first else 0
+        data = build_mailbox(tenant.rng("mail", user["id"]), user, tenant.colleagues(user), large_message=tenant.large_items and first,
+                             archive_messages=archive)
         folders = Collection(tenant.clock)
         folders.load([f.folder for f in data])
         box = Mailbox(user, folders, {f.well_known_name: f.folder["id"] for f in data if f.well_known_name}, {})

@@ -47,6 +47,7 @@ WELL_KNOWN_FOLDERS: tuple[tuple[str, str], ...] = (
 EXTERNAL_DOMAINS = ("example.org", "example.net")
 CATEGORIES = ("Rood", "Project X", "Blauw", "Opvolgen")
 LARGE_ATTACHMENT_BYTES = 22_000_000  # base64 in CRLF lines makes the message ~30 MB
+LARGE_MESSAGE_BYTES = LARGE_ATTACHMENT_BYTES * 4 // 3 * 78 // 76  # what one such message weighs, near enough
 _EPOCH = datetime(2025, 1, 6, 7, 0, tzinfo=UTC)
 _SPAN_SECONDS = int((datetime(2026, 6, 26, 18, 0, tzinfo=UTC) - _EPOCH).total_seconds())
 OWA = "https://outlook.office365.com/owa/"
@@ -822,10 +823,11 @@ def _split_around_placeholder(spec: MimeSpec) -> tuple[bytes, bytes]:
 
 
 def build_mailbox(
-    rng: random.Random, user: dict, colleagues: list[dict], *, large_message: bool = False
+    rng: random.Random, user: dict, colleagues: list[dict], *, large_message: bool = False, archive_messages: int = 0
 ) -> list[MailFolderData]:
     """All folders of one mailbox, the root (well_known_name "msgfolderroot") first and every parent
-    before its children. The root's parentFolderId names a folder outside the list, as in Exchange."""
+    before its children. The root's parentFolderId names a folder outside the list, as in Exchange.
+    `archive_messages` more messages of ~30 MB each make a mailbox of gigabytes (memory benchmarks)."""
     builder = MailboxBuilder(rng, user, colleagues)
     builder.build_folders()
     _fill_inbox(builder)
@@ -833,7 +835,7 @@ def build_mailbox(
     _fill_drafts(builder)
     _fill_sent(builder)
     _fill_rest(builder)
-    if large_message:
+    for _ in range(int(large_message) + archive_messages):
         _large_message(builder)
     return builder.finish_counts()
 

@@ -28,11 +28,13 @@ class Tenant:
         seed: int = 7,
         users: int = 20,
         large_items: bool = False,
+        archive_bytes: int = 0,
         throttle: ThrottleSettings | None = None,
         faults: FaultSettings | None = None,
     ) -> None:
         self.seed = seed
         self.large_items = large_items
+        self.archive_bytes = archive_bytes  # the first user's mailbox grows by ~30 MB messages to about this size
         self.users: list[dict[str, Any]] = build_users(seed, users)
         self.by_id = {u["id"]: u for u in self.users}
         self._by_upn = {u["userPrincipalName"].lower(): u for u in self.users}

@@ -5,8 +5,6 @@ is resumed by the engine's retry without sending the chunks the server already h
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,20 +16,9 @@ from migrator.sandbox.app import Sandbox
 from migrator.sandbox.nextcloud import NextcloudServer
 from migrator.sandbox.tenant import Tenant
 from tests.graph.configs import sandbox_source
+from tests.measured import measured_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "app-password"
-# Runs the CLI and reports the process's own peak resident set (VmHWM: ru_maxrss would carry the
-# forking parent's peak).
-MEASURED_RUN = """
-import sys
-from pathlib import Path
-from migrator.cli import main
-code = main(sys.argv[1:])
-peak = next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:"))
-print(f"VmHWM {peak / 1024:.1f}", file=sys.stderr)
-sys.exit(code)
-"""
 
 
 @pytest.fixture
@@ -82,11 +69,9 @@ retry_max_seconds = 0.05
 """)
         cutter = CutWhenChunksArrive(server, tmp_path / "nc" / "uploads", after=6)
         cutter.start()
-        done = subprocess.run([sys.executable, "-c", MEASURED_RUN, "run", "--config", str(tmp_path / "migrator.toml")],
-                              cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+        done, peak = measured_cli(["run", "--config", str(tmp_path / "migrator.toml")], timeout=300)
         cutter.stop.set()
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        peak = float(done.stderr.rsplit("VmHWM", 1)[1].split()[0])
         print(f"200 MB file into Nextcloud: migrating process peak RSS {peak} MB")
         assert peak < 150
         assert cutter.armed_with, "the cut was armed while the upload ran"
