@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ledger --postgres
 	$(BIN)/python -m bench.calendar
 	$(BIN)/python -m bench.department
+	$(BIN)/python -m bench.memory
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .hypothesis

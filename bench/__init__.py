@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import time
+from pathlib import Path
 
 from migrator.config import Config
 from migrator.job import Job, JobResult, Selection
+
+RESULTS = Path("bench/results")
 
 
 def timed_stages(config: Config, sinks=None) -> tuple[dict[str, float], dict[str, JobResult]]:
@@ -22,3 +27,14 @@ def timed_stages(config: Config, sinks=None) -> tuple[dict[str, float], dict[str
     finally:
         job.close()
     return seconds, results
+
+
+def json_option(parser: argparse.ArgumentParser, name: str) -> None:
+    """--json FILE, by default bench/results/<name>.json: every benchmark's figures are kept for tracking."""
+    parser.add_argument("--json", type=Path, default=RESULTS / f"{name}.json", help="where the figures are written as JSON")
+
+
+def write_results(path: Path, figures: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"wrote {path}")

@@ -1,7 +1,7 @@
 """Engine overhead: the full plan -> copy -> verify path into a directory target, against a raw
 loop that writes the same bytes to the same kind of files, measured side by side in one run.
 
-Usage: python -m bench [--items N] [--size BYTES]
+Usage: python -m bench [--items N] [--size BYTES] [--json FILE]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import json_option, write_results
 from connectors.directory import DirectorySink
 from connectors.memory import MemorySource
 from migrator.config import parse_config
@@ -67,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--size", type=int, default=4096)
+    json_option(parser, "overhead")
     args = parser.parse_args()
     source = build_source(args.items, args.size)
     with tempfile.TemporaryDirectory() as raw_dir, tempfile.TemporaryDirectory() as engine_dir:
@@ -76,6 +78,7 @@ def main() -> None:
     print(f"raw write loop            {args.items / raw:9.0f} items/s")
     print(f"engine plan+copy+verify   {args.items / full:9.0f} items/s")
     print(f"ratio engine/raw          {raw / full:9.2f}")
+    write_results(args.json, {"items": args.items, "size": args.size, "seconds": {"raw_loop": raw, "engine": full}, "ratio_engine_vs_raw": raw / full})
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Usage: python -m bench.calendar [--users N] [--json FILE]
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import tempfile
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import timed_stages
+from bench import json_option, timed_stages, write_results
 from migrator.config import load_config
 from migrator.sandbox.app import Sandbox
 from migrator.sandbox.tenant import Tenant
@@ -81,7 +80,7 @@ def put_loop(server, objects: list[bytes]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=8)
-    parser.add_argument("--json", type=Path, default=Path("bench/results/calendar.json"))
+    json_option(parser, "calendar")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -108,9 +107,7 @@ def main() -> None:
     print("stage seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in stage_times.items()))
     print(f"ratio copy stage / PUT loop                             {figures['ratio_copy_stage_to_put_loop']:8.2f}")
     print(f"ratio whole engine / PUT loop                           {figures['ratio_engine_to_put_loop']:8.2f}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_results(args.json, figures)
 
 
 if __name__ == "__main__":

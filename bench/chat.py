@@ -2,7 +2,7 @@
 application service) against a plain loop that sends the same events with the same masquerading and timestamps
 over one connection, measured side by side in one run.
 
-Usage: python -m bench.chat [--users N]
+Usage: python -m bench.chat [--users N] [--json FILE]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import timed_stages
+from bench import json_option, timed_stages, write_results
 from mappings.chat import SOURCE_KEY
 from migrator.config import load_config
 from migrator.sandbox.app import Sandbox
@@ -112,6 +112,7 @@ def plain_loop(client: httpx.Client, sends: list[tuple[str, dict, bytes | None]]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=3)
+    json_option(parser, "chat")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -146,6 +147,11 @@ def main() -> None:
     print("stage seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in stage_times.items()))
     print(f"ratio copy stage / plain loop                              {(events / stage_times['copy']) / (looped / loop_seconds):8.2f}")
     print(f"ratio whole engine / plain loop                            {(events / engine) / (looped / loop_seconds):8.2f}")
+    write_results(args.json, {
+        "items": copy["copied"] + copy["healed"], "events": events, "rooms": len(rooms), "loop_events": looped,
+        "seconds": {"send_loop": loop_seconds, **stage_times},
+        "ratio_copy_vs_loop": (events / stage_times["copy"]) / (looped / loop_seconds), "ratio_engine_vs_loop": (events / engine) / (looped / loop_seconds),
+    })
 
 
 if __name__ == "__main__":

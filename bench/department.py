@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench import json_option, write_results
 from migrator.model import WORKLOADS
 from migrator.sandbox.app import Sandbox
 from migrator.sandbox.limits import ThrottleSettings
@@ -70,7 +71,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=4, help="people in the department (200 for the full benchmark)")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds each mailbox request takes at the sandbox")
     parser.add_argument("--concurrency", type=int, default=64, help="the engine's items in flight ([run] concurrency)")
-    parser.add_argument("--json", type=Path, default=Path("bench/results/department.json"))
+    json_option(parser, "department")
     args = parser.parse_args()
     throttle = ThrottleSettings(enabled=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,9 +119,7 @@ per_mailbox = {throttle.mailbox_concurrency}
           f"Teams {bound['teams_bound_seconds']:.1f} s)")
     print(f"total time (plan + copy + verify) {elapsed:8.1f} s")
     print(f"fraction bound / total             {figures['fraction_of_bound']:8.2f}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_results(args.json, figures)
 
 
 if __name__ == "__main__":

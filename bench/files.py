@@ -11,7 +11,6 @@ Usage: python -m bench.files [--small N] [--large N] [--large-mb MB] [--json FIL
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from bench import timed_stages
+from bench import json_option, timed_stages, write_results
 from mappings.file_names import NameRules, legal_path
 from migrator.config import load_config
 from migrator.sandbox.api_drive import onedrive
@@ -131,14 +130,13 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1000, help="files of 4 KiB in the many-small-files tree")
     parser.add_argument("--large", type=int, default=4, help="files in the large-files tree")
     parser.add_argument("--large-mb", type=int, default=50)
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    json_option(parser, "files")
     args = parser.parse_args()
     if shutil.which("rclone") is None:
         raise SystemExit("rclone is not installed: apt-get install rclone (make bench does it)")
     figures = {"small": scenario("many small files", args.small, 4096),
                "large": scenario("a few large files", args.large, args.large_mb * 1_000_000)}
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=1))
+    write_results(args.json, figures)
 
 
 if __name__ == "__main__":

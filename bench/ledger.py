@@ -11,13 +11,13 @@ Usage: python -m bench.ledger [--items N] [--per-container N] [--postgres] [--js
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 from sqlalchemy import text
 
+from bench import json_option, write_results
 from migrator.report import build_report
 from state.ledger import Ledger
 
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--per-container", type=int, default=500)
     parser.add_argument("--postgres", action="store_true", help="also run on a PostgreSQL started for the benchmark (Debian package postgresql)")
-    parser.add_argument("--json", type=Path, default=Path("bench/results/ledger.json"))
+    json_option(parser, "ledger")
     args = parser.parse_args()
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,9 +122,7 @@ def main() -> None:
         s, p = results["sqlite"], results["postgresql"]
         print("ratios PostgreSQL / SQLite (time): " + ", ".join(
             f"{k.removesuffix('_seconds')} {p[k] / s[k]:.2f}" for k in ("plan_seconds", "claim_seconds", "record_copied_seconds", "report_seconds")))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_results(args.json, results)
 
 
 if __name__ == "__main__":
