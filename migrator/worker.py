@@ -56,6 +56,12 @@ class LeasedCopier(Copier):
     lease_seconds = DEFAULT_LEASE_SECONDS
 
     def _claim(self, upns: list[str] | None, workloads: list[str] | None, after: int) -> list[WorkItem]:
+        ordered = {w for w in workloads or () if (sink := self.sinks.get(w)) is not None and sink.caps.ordered}
+        if ordered and not self.ledger.hold_ordered_workloads():
+            # Another worker writes the chats: two writing one room would interleave its history.
+            workloads = [w for w in workloads if w not in ordered]
+            if not workloads:
+                return []
         return self.ledger.claim(self.run_id, self.settings.max_attempts, upns, workloads, after_id=after,
                                  limit=max(4, self.settings.concurrency * 2), lease_seconds=self.lease_seconds)
 

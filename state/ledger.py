@@ -26,6 +26,8 @@ from state.schema import ensure_schema
 
 __all__ = ["CopiedItem", "ItemState", "Ledger", "WorkItem"]
 
+ORDERED_WORKLOADS_LOCK = 7031  # PostgreSQL advisory lock key (7030 guards schema upgrades)
+
 
 def _sqlite_path(url: str) -> Path | None:
     parsed = make_url(url)
@@ -65,6 +67,7 @@ class Ledger(ItemWrites, Queries):
         event.listen(self._sessions, "before_commit", self._before_commit)
         event.listen(self._sessions, "after_commit", self._after_commit)
         self._lock_file: int | None = None
+        self._ordered_lock = None  # the connection holding the ordered workloads' advisory lock, while held
         # While this process holds the ledger exclusively the chain head is known without a query.
         self._head: tuple[int, str] | None = None
         # A worker's run silent for this long is taken for dead (its leases have long expired by then).
@@ -110,8 +113,36 @@ class Ledger(ItemWrites, Queries):
             self._lock_file = fd
         return self._recover_interrupted_runs()
 
+    def hold_ordered_workloads(self) -> bool:
+        """Whether this process may copy the workloads whose items must reach the target in order (chats).
+
+        On PostgreSQL one worker at a time holds them, through a session advisory lock that lasts as long as its
+        connection: the database drops it when the worker dies, and the next worker asking takes them over. Their
+        pace is set by the tenant's Teams read limit anyway, which one worker already uses up. A SQLite ledger admits
+        one process, which therefore holds them."""
+        if self.engine.dialect.name != "postgresql":
+            return True
+        if self._ordered_lock is not None:
+            return True
+        connection = self.engine.connect()
+        try:
+            held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ORDERED_WORKLOADS_LOCK}).scalar())
+            connection.commit()
+        except BaseException:
+            connection.close()
+            raise
+        if not held:
+            connection.close()
+            return False
+        self._ordered_lock = connection
+        return True
+
     def release(self) -> None:
         self._head = None
+        if self._ordered_lock is not None:
+            with contextlib.suppress(OperationalError):
+                self._ordered_lock.close()  # closing the session releases its advisory lock
+            self._ordered_lock = None
         if self._lock_file is not None:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             os.close(self._lock_file)

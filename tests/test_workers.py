@@ -10,10 +10,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from connectors.memory import MemorySink
+from migrator.config import RunSettings
+from migrator.worker import LeasedCopier
+from state.ledger import Ledger
 from tests.fixtures.postgres import postgres  # noqa: F401
 
 USERS = 45  # the example tenant's Finance department: 15 people, ~480 items; three workers take some seconds
@@ -129,3 +134,28 @@ def test_a_worker_on_sqlite_works_alone_and_refuses_an_unplanned_ledger(tmp_path
     status = _migrator("status", "-c", str(config), cwd=tmp_path)
     assert "items done" in status.stdout and "completed_with_failures" in status.stdout
     engine.dispose()
+
+
+def test_one_worker_at_a_time_writes_the_ordered_workloads_and_a_dead_ones_pass_on(postgres):  # noqa: F811
+    url = postgres.new_database()
+    first, second = Ledger(url), Ledger(url)
+    try:
+        run_id = second.start_run("worker")
+        for workload in ("mail", "chat"):
+            scope = second.upsert_scope("ada@example.org", "Finance", workload, "ada@example.org")
+            container, _ = second.upsert_container(scope, f"{workload}-1", workload, (workload,))
+            second.apply_plan(run_id, container, [(f"{workload}-{n}", "v1", "message", "", 1) for n in range(3)], [])
+        chat_sink = MemorySink()
+        chat_sink.caps = replace(chat_sink.caps, ordered=True)
+        copier = LeasedCopier(second, run_id, None, {"mail": MemorySink(), "chat": chat_sink}, {}, {}, RunSettings())
+
+        assert first.hold_ordered_workloads() and first.hold_ordered_workloads()
+        assert not second.hold_ordered_workloads()
+        assert {w.workload for w in copier._claim(None, ["mail", "chat"], 0)} == {"mail"}, "chats are the other worker's"
+        assert copier._claim(None, ["chat"], 0) == []
+        first.close()  # as when its process dies: the database ends the session and its lock with it
+        assert {w.workload for w in copier._claim(None, ["mail", "chat"], 0)} == {"chat"}
+        assert second.hold_ordered_workloads()
+    finally:
+        first.close()
+        second.close()
