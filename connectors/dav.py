@@ -240,6 +240,7 @@ class DavSink:
         home: Callable[[str], str] | None = None,
         ca_file: str | None = None,
         timeout: float = 60,
+        skip_tls_verify: bool = False,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -248,7 +249,7 @@ class DavSink:
         self.kind = kind
         self.tag, self.content_type = KINDS[kind]
         self._home = home
-        self.http = DavConnection(base_url, login, ca_file, timeout)
+        self.http = DavConnection(base_url, login, ca_file, timeout, skip_tls_verify=skip_tls_verify)
 
     async def close(self) -> None:
         await self.http.close()

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from migrator.errors import ConfigError, ItemError, TransientError
+from migrator.tls import httpx_verify, untrusted
 
 Login = Callable[[str], tuple[str, str]]
 
@@ -57,11 +58,12 @@ async def _close_when_loop_ends(client: httpx.AsyncClient) -> AsyncIterator[None
 class DavConnection:
     """Requests to one server on behalf of many owners, each with their own login."""
 
-    def __init__(self, base_url: str, login: Login, ca_file: str | None = None, timeout: float = 60, connections: int = 16) -> None:
+    def __init__(self, base_url: str, login: Login, ca_file: str | None = None, timeout: float = 60, connections: int = 16,
+                 skip_tls_verify: bool = False) -> None:
         self.base_url = base_url.rstrip("/")
         self.base_path = urlsplit(self.base_url).path
         self._login = login
-        self._verify: str | bool = ca_file if ca_file else True
+        self._verify = httpx_verify(ca_file, skip_tls_verify)
         self._timeout = timeout
         self._limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._state: _LoopClient | None = None
@@ -102,6 +104,10 @@ class DavConnection:
             return path[len(self.base_path):]
         return path
 
+    def _failure(self, method: str, url_path: str, exc: httpx.TransportError) -> Exception:
+        """A dropped or refused connection may pass; a certificate nobody trusts will not."""
+        return untrusted(exc, self.base_url) or TransientError(f"{method} {url_path}: {type(exc).__name__}: {exc}")
+
     def _checked(self, owner: str | None, method: str, url_path: str, answer: Answer, refusal_fails: bool = True) -> Answer:
         if answer.status == 429 or answer.status >= 500 and answer.status != 507:
             raise TransientError(f"{method} {url_path}: {said(answer)}", retry_after=retry_after(answer.headers))
@@ -117,7 +123,7 @@ class DavConnection:
         try:
             response = await (await self.client()).request(method, url_path, auth=auth, **kwargs)
         except httpx.TransportError as exc:
-            raise TransientError(f"{method} {url_path}: {type(exc).__name__}: {exc}") from None
+            raise self._failure(method, url_path, exc) from None
         answer = Answer(response.status_code, response.reason_phrase, response.text, response.headers, response.content)
         return self._checked(owner, method, url_path, answer, refusal_fails)
 
@@ -132,7 +138,7 @@ class DavConnection:
                     self._checked(owner, method, url_path, Answer(response.status_code, response.reason_phrase, response.text, response.headers, response.content))
                 yield response
         except httpx.TransportError as exc:
-            raise TransientError(f"{method} {url_path}: {type(exc).__name__}: {exc}") from None
+            raise self._failure(method, url_path, exc) from None
 
 
 async def probe_home(http: DavConnection, owner: str, url_path: str, body: bytes, server: str) -> str:

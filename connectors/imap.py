@@ -20,7 +20,6 @@ import binascii
 import hashlib
 import logging
 import re
-import ssl
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -48,6 +47,7 @@ from connectors.imap_client import (
 )
 from migrator.errors import ItemError, TransientError
 from migrator.model import Capabilities, DestRef, Target
+from migrator.tls import ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -416,8 +416,6 @@ def _errors(what: str) -> Iterator[None]:
         if exc.code_name in TRANSIENT_CODES:
             raise TransientError(f"{what}: {exc}") from None
         raise ItemError(f"{what}: {exc}") from None
-    except ssl.SSLCertVerificationError as exc:
-        raise ItemError(f"{what}: the IMAP server's certificate is not trusted ({exc.verify_message})") from None
     except _SourceFailed as exc:
         raise exc.original from None
 
@@ -483,6 +481,7 @@ class ImapSink:
         special_use: Callable[[tuple[str, ...]], str | None] | None = None,
         connections_per_owner: int = 2,
         timeout: float = 60.0,
+        skip_tls_verify: bool = False,
     ) -> None:
         if security not in SECURITY:
             raise ValueError(f"security must be one of {', '.join(SECURITY)}, not {security!r}")
@@ -491,7 +490,7 @@ class ImapSink:
         self.host, self.port, self.security, self.timeout = host, port, security, timeout
         self._login, self._special_use = login, special_use
         self._per_owner = max(1, connections_per_owner)
-        self._ssl = ssl.create_default_context(cafile=ca_file) if security != "plain" else None
+        self._ssl = ssl_context(ca_file, skip_tls_verify) if security != "plain" else None
         self._state: _LoopState | None = None
         self._separators: dict[str, str | None] = {}
         self._permanent: dict[tuple[str, str], frozenset[str] | None] = {}

@@ -15,6 +15,7 @@ from typing import Any
 
 from mappings.imap_utf7 import decode as decode_mailbox  # noqa: F401 - part of this module's API
 from mappings.imap_utf7 import encode as encode_mailbox  # noqa: F401 - part of this module's API
+from migrator.tls import UntrustedCertificate
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ class ImapConnection:
             )
         except (OSError, TimeoutError) as exc:
             if isinstance(exc, ssl.SSLCertVerificationError):
-                raise
+                raise UntrustedCertificate(f"the IMAP server {host}:{port}", exc.verify_message) from None
             raise ImapClosed(f"cannot connect to {host}:{port}: {exc or 'timed out'}") from None
         conn = cls(reader, writer, timeout)
         try:
@@ -260,7 +261,7 @@ class ImapConnection:
             await asyncio.wait_for(self._writer.start_tls(context or ssl.create_default_context(), server_hostname=host), self.timeout)
         except (OSError, TimeoutError) as exc:
             if isinstance(exc, ssl.SSLCertVerificationError):
-                raise
+                raise UntrustedCertificate(f"the IMAP server {host}", exc.verify_message) from None
             raise ImapClosed(f"TLS negotiation failed: {exc or 'timed out'}") from None
         self.capabilities = set()  # what was said in clear text may have been tampered with
         await self.capability()

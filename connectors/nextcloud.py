@@ -40,10 +40,10 @@ class NextcloudSink(WebDavSink):
 
     def __init__(self, base_url: str, login: Login, ca_file: str | None = None, verify_content: bool = True,
                  chunk_size: int = CHUNK_SIZE, timeout: float = 300, connections: int = 16,
-                 group_folders: dict[str, list[str]] | None = None) -> None:
+                 group_folders: dict[str, list[str]] | None = None, skip_tls_verify: bool = False) -> None:
         """`group_folders`: mount point -> the groups that get it; a container whose first folder is
         one of these is written into that Group Folder, created first where missing."""
-        super().__init__(base_url, login, None, ca_file, verify_content, timeout, connections)
+        super().__init__(base_url, login, None, ca_file, verify_content, timeout, connections, skip_tls_verify)
         self.chunk_size = chunk_size
         self.group_folders = dict(group_folders or {})
         self._mounted: set[str] = set()

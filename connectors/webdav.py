@@ -42,8 +42,9 @@ class WebDavSink:
         verify_content: bool = True,
         timeout: float = 300,
         connections: int = 16,
+        skip_tls_verify: bool = False,
     ) -> None:
-        self.http = DavConnection(base_url, login, ca_file, timeout, connections)
+        self.http = DavConnection(base_url, login, ca_file, timeout, connections, skip_tls_verify)
         self._home = home
         self.verify_content = verify_content
         # verify re-reads the stored bytes and hashes them, unless told to trust sizes and dates.

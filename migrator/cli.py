@@ -19,7 +19,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from migrator import __version__
-from migrator.config import Config, load_config, with_ca_bundle
+from migrator.config import (
+    Config,
+    load_config,
+    with_ca_bundle,
+    without_tls_verification,
+)
 from migrator.errors import ConfigError, MigratorError, UsageError
 from migrator.job import STAGES, SYNC_STAGES, Job, JobResult, Selection
 from migrator.progress import RichProgress, plan_lines
@@ -28,6 +33,7 @@ from migrator.report import build_report, to_csv, to_json
 from migrator.report_html import to_html
 from migrator.report_table import print_table
 from migrator.template import CONFIG_TEMPLATE
+from migrator.tls import INSECURE_OPTION, INSECURE_WARNING
 from state.ledger import Ledger
 from state.models import utcnow
 
@@ -45,6 +51,7 @@ WorkloadOpt = Annotated[list[str] | None, typer.Option("--workload", "-w", help=
 class _State:
     debug = False
     ca_bundle: Path | None = None
+    skip_tls_verify = False
 
 
 def _version(value: bool) -> None:
@@ -58,15 +65,22 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
     ca_bundle: Annotated[Path | None, typer.Option("--ca-bundle", help="A private CA to trust for every connection without its own ca_bundle.")] = None,
+    skip_tls_verify: Annotated[bool, typer.Option(INSECURE_OPTION, help=(
+        "DANGEROUS: do not verify any server's certificate (Graph, sign-in, downloads and every target), so anyone on the network "
+        "path can read and change the data and the credentials. Recorded in the ledger and shown in every report; prefer --ca-bundle."))] = False,
 ) -> None:
     _State.debug = debug
     _State.ca_bundle = ca_bundle
+    _State.skip_tls_verify = skip_tls_verify
 
 
 def _config(path: Path, ledger: str | None) -> Config:
     config = load_config(path)
     if _State.ca_bundle is not None:
         config = with_ca_bundle(config, _State.ca_bundle)
+    if _State.skip_tls_verify:
+        print(INSECURE_WARNING, file=sys.stderr)
+        config = without_tls_verification(config)
     if ledger:
         config = _with_ledger(config, ledger)
     return config

@@ -85,6 +85,8 @@ class Config:
     mail: dict[str, Any] = field(default_factory=dict)
     files: dict[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default=Path("."))
+    # No config key sets this: only the command line's --insecure-skip-tls-verify, which every run records.
+    skip_tls_verify: bool = False
 
 
 SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -396,7 +398,7 @@ def _read_overrides(path: Path) -> dict[str, dict[str, str]]:
 
 def with_ca_bundle(config: Config, ca_bundle: Path) -> Config:
     """Trusts a private CA for the source and every network target that names no CA of its own.
-    Verification itself stays on: there is no way to switch it off."""
+    Verification itself stays on (see without_tls_verification)."""
     path = ca_bundle.expanduser().resolve()
     if not path.is_file():
         raise ConfigError(f"--ca-bundle names {path}, which is not a file", hint="give the PEM file of the private CA")
@@ -406,6 +408,11 @@ def with_ca_bundle(config: Config, ca_bundle: Path) -> Config:
     targets = {w: SinkConfig(s.kind, s.options if s.kind in ("directory", "memory", "maildir") else {"ca_bundle": str(path), **s.options})
                for w, s in config.targets.items()}
     return replace(config, source=source, targets=targets)
+
+
+def without_tls_verification(config: Config) -> Config:
+    """Every connection of this command skips certificate checks: --insecure-skip-tls-verify only."""
+    return replace(config, skip_tls_verify=True)
 
 
 def read_users_file(path: Path) -> list[str]:

@@ -28,6 +28,7 @@ from migrator.model import (
 )
 from migrator.progress import NullProgress, ProgressReporter
 from migrator.retry import with_retries
+from migrator.tls import UntrustedCertificate
 from state.ledger import Ledger, WorkItem
 
 FaultHook = Callable[[str], None]
@@ -129,8 +130,8 @@ class Copier:
     async def _copy(self, work: WorkItem, fetched: asyncio.Task | None = None) -> None:
         try:
             outcome, nbytes = await self._attempt(work, fetched)
-        except SQLAlchemyError:
-            raise  # the ledger itself failing is not an item's fault: stop the run
+        except (SQLAlchemyError, UntrustedCertificate):
+            raise  # the ledger failing, or a server nobody trusts, is not an item's fault: stop the run
         except ItemError as exc:
             outcome, nbytes = "failed", 0
             self.ledger.record_failed(self.run_id, work.item_id, str(exc))

@@ -24,6 +24,7 @@ from migrator.errors import ConfigError
 from migrator.model import SITE_PREFIX, User
 from migrator.planner import Planner, PlanTotals
 from migrator.progress import NullProgress, ProgressReporter
+from migrator.tls import UntrustedCertificate
 from migrator.verifier import Verifier, VerifyTotals
 from migrator.wiring import adapt_to_targets, build_mappings, build_sink, build_source
 from state.ledger import Ledger
@@ -138,11 +139,12 @@ class Job:
         try:
             return await self._run(command, selection, stages, dry_run, retry_failed)
         except ExceptionGroup as group:
-            # The worker pools run items in task groups; a failing ledger stops them all at once.
-            # Report that failure itself, as one error the command line can explain.
-            ledger_failure = next((e for e in _leaves(group) if isinstance(e, SQLAlchemyError)), None)
-            if ledger_failure is not None:
-                raise ledger_failure from None
+            # The worker pools run items in task groups; a failing ledger, or a server whose
+            # certificate nobody trusts, stops them all at once. Report that failure itself, as one
+            # error the command line can explain.
+            stopping = next((e for e in _leaves(group) if isinstance(e, SQLAlchemyError | UntrustedCertificate)), None)
+            if stopping is not None:
+                raise stopping from None
             raise
         finally:
             if closing is not None:
@@ -161,7 +163,7 @@ class Job:
             return result
         try:
             self.ledger.acquire()
-            run_id = self.ledger.start_run(command)
+            run_id = self.ledger.start_run(command, tls_verified=not self.config.skip_tls_verify)
             try:
                 result = await self._stages(run_id, users, unknown, identities, selection, stages, retry_failed)
             except (KeyboardInterrupt, asyncio.CancelledError):

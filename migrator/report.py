@@ -26,7 +26,7 @@ STATES = [s.value for s in ItemState]
 MOVED = (ItemState.COPIED, ItemState.VERIFIED)
 COUNT_FIELDS = ["items", *STATES, "bytes_moved"]
 ROW_FIELDS = ["department", "upn", "workload", *COUNT_FIELDS]
-CSV_FIELDS = ["department", "upn", "workload", "container_id", "container", *COUNT_FIELDS, *COUNTS, "reconciled_at"]
+CSV_FIELDS = ["department", "upn", "workload", "container_id", "container", *COUNT_FIELDS, *COUNTS, "reconciled_at", "tls_unverified_runs"]
 
 
 def _counts() -> dict[str, int]:
@@ -88,6 +88,7 @@ def build_report(ledger: Ledger, department: str | None = None, upns: list[str] 
     causes = Counter((p["state"], p["reason"]) for p in problems)
     adjusted, adjustment_causes = adjustments(ledger, place, {i: c["path"] for i, c in containers.items()}, item_containers, include_titles)
     audit = ledger.audit()
+    runs = run_figures(ledger)
     return {
         "schema": SCHEMA,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -98,7 +99,8 @@ def build_report(ledger: Ledger, department: str | None = None, upns: list[str] 
         "rows": list(rows.values()),
         "departments": departments,
         "verification": _verification(containers.values()),
-        "runs": run_figures(ledger),
+        "runs": runs,
+        "tls_unverified_runs": [r["run_id"] for r in runs if not r["tls_verified"]],
         "causes": [{"state": s, "reason": r, "items": n} for (s, r), n in causes.most_common()],
         "problems": problems,
         "adjustment_causes": adjustment_causes,
@@ -158,8 +160,11 @@ def _verification(containers) -> dict[str, Any]:
 
 
 def run_figures(ledger: Ledger) -> list[dict[str, Any]]:
-    """Each run's duration and what it copied, from the run rows and their run.finished events."""
+    """Each run's duration, what it copied and whether it verified server certificates, from the
+    run rows and their run.started and run.finished events."""
     finished = {e.run_id: json.loads(e.detail) for e in ledger.events_of(["run.finished"])}
+    # Runs recorded before run.started said so had no way to skip verification.
+    verified = {e.run_id: json.loads(e.detail).get("tls_verified", True) for e in ledger.events_of(["run.started"])}
     figures = []
     for run in sorted(ledger.runs(limit=None), key=lambda r: r.id):
         copy = finished.get(run.id, {}).get("copy", {})
@@ -169,7 +174,7 @@ def run_figures(ledger: Ledger) -> list[dict[str, Any]]:
             "run_id": run.id, "command": run.command, "status": run.status, "started_at": _iso(run.started_at),
             "finished_at": _iso(run.finished_at) if run.finished_at else None, "seconds": round(seconds, 3) if seconds is not None else None,
             "items_copied": int(copy.get("copied", 0)), "bytes_copied": nbytes,
-            "bytes_per_second": round(nbytes / seconds) if seconds and nbytes else None,
+            "bytes_per_second": round(nbytes / seconds) if seconds and nbytes else None, "tls_verified": verified.get(run.id, True),
         })
     return figures
 
@@ -202,6 +207,15 @@ def _iso(moment: dt.datetime) -> str:
     return moment.replace(tzinfo=dt.UTC).isoformat(timespec="seconds")
 
 
+def tls_line(report: dict[str, Any]) -> str:
+    """One sentence on certificate checks, the same in every format that is read by people."""
+    unverified = report["tls_unverified_runs"]
+    if unverified:
+        runs = ", ".join(str(r) for r in unverified)
+        return f"TLS certificates were NOT verified in run{'s' if len(unverified) > 1 else ''} {runs} (--insecure-skip-tls-verify)"
+    return f"TLS certificates were verified in every run ({len(report['runs'])} runs)"
+
+
 def copy_throughput(report: dict[str, Any]) -> tuple[float, int]:
     """Seconds spent in runs that copied, and the bytes they copied."""
     runs = [r for r in report["runs"] if r["bytes_copied"] and r["seconds"]]
@@ -213,10 +227,12 @@ def to_json(report: dict[str, Any]) -> str:
 
 
 def to_csv(report: dict[str, Any]) -> str:
-    """One line per container; the reconciliation columns are empty where none was made."""
+    """One line per container; the reconciliation columns are empty where none was made, and every
+    line names the ledger's runs that skipped certificate checks (none: empty)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
+    unverified = " ".join(str(r) for r in report["tls_unverified_runs"])
     for d in report["departments"]:
         for u in d["users"]:
             for w in u["workloads"]:
@@ -226,5 +242,6 @@ def to_csv(report: dict[str, Any]) -> str:
                         "department": d["department"], "upn": u["upn"], "workload": w["workload"], "container_id": c["container_id"],
                         "container": c["path"], **{k: c[k] for k in COUNT_FIELDS},
                         **{k: "" if figures.get(k) is None else figures[k] for k in COUNTS}, "reconciled_at": figures.get("at", ""),
+                        "tls_unverified_runs": unverified,
                     })
     return out.getvalue()

@@ -8,7 +8,7 @@ from typing import Any
 
 from migrator.progress import human_bytes
 from migrator.reconcile import COUNTS
-from migrator.report import STATES, copy_throughput
+from migrator.report import STATES, copy_throughput, tls_line
 from migrator.report_charts import STATE_COLOURS, cause_bars, stacked_bars
 
 CSS = """
@@ -47,6 +47,7 @@ def to_html(report: dict[str, Any]) -> str:
         "<h1>Migration report</h1>",
         f'<div class="meta">generated {escape(report["generated_at"])} &middot; {escape(_filters(report["filters"]))} &middot; schema {escape(report["schema"])}</div>',
         _chain(chain),
+        _tls(report),
         _tiles(report),
         "<h2>Progress per department</h2>",
         stacked_bars("Items per department by state", [(d["department"] or "(no department)", d) for d in departments]),
@@ -83,6 +84,11 @@ def _filters(filters: dict[str, Any]) -> str:
 def _chain(chain: dict[str, Any]) -> str:
     state = '<span class="ok">intact</span>' if chain["intact"] else f'<span class="bad">BROKEN: {escape(chain["problem"])}</span>'
     return f'<p>Audit chain: {chain["events"]} events, {state}; head <code>{escape(chain["head"])}</code></p>'
+
+
+def _tls(report: dict[str, Any]) -> str:
+    css = "bad" if report["tls_unverified_runs"] else "ok"
+    return f'<p class="{css}">{escape(tls_line(report))}</p>'
 
 
 def _tiles(report: dict[str, Any]) -> str:
@@ -200,9 +206,10 @@ def _adjusted(report: dict[str, Any]) -> str:
 
 
 def _runs(runs: list[dict[str, Any]]) -> str:
-    head = ["run", "command", "status", "started", "finished", "seconds", "items copied", "bytes copied", "throughput"]
-    text = {1, 2, 3, 4}
+    head = ["run", "command", "status", "started", "finished", "seconds", "items copied", "bytes copied", "throughput", "TLS verified"]
+    text = {1, 2, 3, 4, 9}
     rows = [_row([r["run_id"], r["command"], r["status"], _when(r["started_at"]), _when(r["finished_at"]) if r["finished_at"] else "-", r["seconds"],
-                  r["items_copied"], human_bytes(r["bytes_copied"]), f"{human_bytes(r['bytes_per_second'])}/s" if r["bytes_per_second"] else "-"], left=text)
+                  r["items_copied"], human_bytes(r["bytes_copied"]), f"{human_bytes(r['bytes_per_second'])}/s" if r["bytes_per_second"] else "-",
+                  "yes" if r["tls_verified"] else "NO"], left=text, css="" if r["tls_verified"] else "warn")
             for r in runs]
     return _table(head, rows, left=text) if rows else "<p>No runs recorded.</p>"

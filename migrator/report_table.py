@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from migrator.progress import human_bytes
-from migrator.report import copy_throughput
+from migrator.report import copy_throughput, tls_line
 
 
 def print_table(report: dict[str, Any], console: Console, title: str = "Migration report", list_items: bool = True) -> None:
@@ -48,6 +48,8 @@ def print_table(report: dict[str, Any], console: Console, title: str = "Migratio
         for cause in report["adjustment_causes"]:
             adjusted.add_row(escape(cause["reason"]), str(cause["items"]))
         console.print(adjusted)
+    tls = escape(tls_line(report))
+    console.print(f"[red]{tls}[/red]" if report["tls_unverified_runs"] else tls, highlight=False)
     chain = report["chain"]
     state = "intact" if chain["intact"] else "BROKEN (run `migrator audit`)"
     console.print(f"Audit chain: {chain['events']} events, {state}, head {chain['head']}")

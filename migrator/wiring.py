@@ -42,6 +42,7 @@ def graph_source(config: Config) -> Source:
         ca_bundle=s.get("ca_bundle"),
         token_cache=Path(s["token_cache"]) if "token_cache" in s else None,
         device_code=s.get("auth") == "device_code",
+        skip_tls_verify=config.skip_tls_verify,
     )
     return GraphSource(credentials, s.get("graph_url", "https://graph.microsoft.com/v1.0"), Politeness(per_mailbox=config.run.per_mailbox, teams_reads_per_second=config.run.teams_reads_per_second))
 
@@ -58,15 +59,21 @@ def build_sink(workload: str, sink: SinkConfig, config: Config | None = None) ->
     if sink.kind == "imap":
         return imap_sink(sink, config)
     if sink.kind in ("caldav", "carddav"):
-        return dav_sink(sink)
+        return dav_sink(sink, config)
     if sink.kind in ("webdav", "nextcloud"):
         return files_sink(sink, config)
     if sink.kind == "matrix":
         from connectors.matrix import MatrixSink
 
         o = sink.options
-        return MatrixSink(o["url"], o["as_token"].resolve(), chat_options(sink), bot_localpart=o["bot"], ca_file=o.get("ca_bundle"))
+        return MatrixSink(o["url"], o["as_token"].resolve(), chat_options(sink), bot_localpart=o["bot"], ca_file=o.get("ca_bundle"),
+                          skip_tls_verify=skip_tls_verify(config))
     raise ConfigError(f"targets.{workload}.kind {sink.kind!r} is not available in this version", hint='use kind = "directory"')
+
+
+def skip_tls_verify(config: Config | None) -> bool:
+    """Only --insecure-skip-tls-verify (Config.skip_tls_verify) turns certificate checks off."""
+    return config is not None and config.skip_tls_verify
 
 
 def imap_sink(sink: SinkConfig, config: Config | None) -> Sink:
@@ -87,7 +94,8 @@ def imap_sink(sink: SinkConfig, config: Config | None) -> Sink:
 
     rules = FolderRules.from_toml(config.mail.get("folders", {})) if config else FolderRules.from_toml({})
     return ImapSink(o["host"], o["port"], security=o["security"], login=login, ca_file=o.get("ca_bundle"),
-                    special_use=special_use_of(rules), connections_per_owner=o.get("connections_per_owner", 2))
+                    special_use=special_use_of(rules), connections_per_owner=o.get("connections_per_owner", 2),
+                    skip_tls_verify=skip_tls_verify(config))
 
 
 def dav_login(o: dict):
@@ -104,12 +112,12 @@ def dav_login(o: dict):
     return lambda owner: (owner, password)
 
 
-def dav_sink(sink: SinkConfig) -> Sink:
+def dav_sink(sink: SinkConfig, config: Config | None = None) -> Sink:
     from connectors.dav import DavSink
 
     o = sink.options
     home = (lambda owner: o["home"].format(user=owner)) if "home" in o else None
-    return DavSink(o["url"], kind=sink.kind, login=dav_login(o), home=home, ca_file=o.get("ca_bundle"))
+    return DavSink(o["url"], kind=sink.kind, login=dav_login(o), home=home, ca_file=o.get("ca_bundle"), skip_tls_verify=skip_tls_verify(config))
 
 
 def files_sink(sink: SinkConfig, config: Config | None = None) -> Sink:
@@ -125,11 +133,12 @@ def files_sink(sink: SinkConfig, config: Config | None = None) -> Sink:
             legal_name(site, NameRules.nextcloud_defaults()).name: groups for site, groups in files.get("sites", {}).items()
         }
         return NextcloudSink(o["url"], dav_login(o), ca_file=o.get("ca_bundle"), verify_content=verify_content,
-                             chunk_size=o.get("chunk_size", CHUNK_SIZE), group_folders=group_folders)
+                             chunk_size=o.get("chunk_size", CHUNK_SIZE), group_folders=group_folders, skip_tls_verify=skip_tls_verify(config))
     from connectors.webdav import WebDavSink
 
     home = (lambda owner: o["home"].format(user=owner)) if "home" in o else None
-    return WebDavSink(o["url"], dav_login(o), home=home, ca_file=o.get("ca_bundle"), verify_content=verify_content)
+    return WebDavSink(o["url"], dav_login(o), home=home, ca_file=o.get("ca_bundle"), verify_content=verify_content,
+                      skip_tls_verify=skip_tls_verify(config))
 
 
 def special_use_of(rules):

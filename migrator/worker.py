@@ -77,7 +77,7 @@ class WorkerJob(Job):
             self.ledger.acquire()
             if not self.ledger.state_counts(upns, workloads):
                 raise ConfigError("nothing is planned for this selection", hint="run `migrator plan` with the same selection once, then start the workers")
-            run_id = self.ledger.start_run(command)
+            run_id = self.ledger.start_run(command, tls_verified=not self.config.skip_tls_verify)
             copier = LeasedCopier(self.ledger, run_id, self.source, self.sinks, self.mappings, {u.upn: u for u in users},
                                   self.config.run, self.progress, self.fault_hook, self.sleep, self.rng)
             copier.lease_seconds = self.lease_seconds

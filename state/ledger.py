@@ -177,12 +177,14 @@ class Ledger(ItemWrites, Queries):
 
     # -- runs and events -------------------------------------------------------------------------
 
-    def start_run(self, command: str) -> int:
+    def start_run(self, command: str, tls_verified: bool = True) -> int:
+        """`tls_verified` false: the run's connections skip certificate checks (--insecure-skip-tls-verify),
+        which its run.started event keeps for the audit and the reports."""
         with self.transaction() as s:
             run = Run(command=command, host=socket.gethostname(), pid=os.getpid())
             s.add(run)
             s.flush()
-            self._append(s, run.id, "run.started", command, {})
+            self._append(s, run.id, "run.started", command, {"tls_verified": tls_verified})
             return run.id
 
     def finish_run(self, run_id: int, status: str, totals: dict | None = None) -> None:

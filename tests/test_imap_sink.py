@@ -22,6 +22,7 @@ from connectors.imap_client import decode_mailbox, encode_mailbox
 from migrator.contracts import Sink
 from migrator.errors import ItemError, TransientError
 from migrator.model import Capabilities, DestRef, Payload, Target
+from migrator.tls import UntrustedCertificate
 from tests.fixtures import dovecot as dovecot_fixture
 from tests.fixtures.dovecot import (
     DEFAULT_MASTER,
@@ -370,10 +371,17 @@ def test_starttls_and_plain_connections(server, security):
     assert run(sink.stat("ada", stored)).content_hash == hashlib.sha256(mail(f"via-{security}")).hexdigest()
 
 
-def test_a_server_certificate_nobody_trusts_is_an_item_error(server):
+def test_a_server_certificate_nobody_trusts_stops_the_run_unless_checks_are_skipped(server):
     sink = ImapSink(server.host, server.port, login=lambda o: (o, server.users[o]))  # system CAs only
-    with pytest.raises(ItemError, match="certificate is not trusted"):
+    with pytest.raises(UntrustedCertificate, match=rf"certificate of the IMAP server {server.host}:{server.port} is not trusted .*--ca-bundle"):
         run(sink.ensure_container("ada", ("INBOX",)))
+    starttls = ImapSink(server.host, server.starttls_port, security="starttls", login=lambda o: (o, server.users[o]))
+    with pytest.raises(UntrustedCertificate, match=rf"IMAP server {server.host} is not trusted"):
+        run(starttls.ensure_container("ada", ("INBOX",)))
+    for security, port in (("tls", server.port), ("starttls", server.starttls_port)):
+        unchecked = ImapSink(server.host, port, security=security, login=lambda o: (o, server.users[o]), skip_tls_verify=True)
+        stored = run(unchecked.put("ada", ("INBOX",), mail_target(f"unchecked-{security}")))
+        assert run(unchecked.stat("ada", stored)).content_hash == hashlib.sha256(mail(f"unchecked-{security}")).hexdigest()
 
 
 def test_logins_with_8_bit_passwords_and_a_wrong_password(tmp_path):

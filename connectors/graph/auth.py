@@ -14,10 +14,12 @@ from pathlib import Path
 
 import msal
 import requests
+import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from migrator.errors import ConfigError, MigratorError
+from migrator.tls import untrusted
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 RENEW_BEFORE = 300.0  # seconds before expiry at which a token is renewed
@@ -27,12 +29,16 @@ MICROSOFT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 class PinnedSession(requests.Session):
     """requests lets REQUESTS_CA_BUNDLE override a session's `verify`; a per-request value holds."""
 
-    def __init__(self, ca_bundle: str | None) -> None:
+    def __init__(self, ca_bundle: str | None, skip_tls_verify: bool = False) -> None:
         super().__init__()
-        self.ca_bundle = ca_bundle
+        self.ca_bundle, self.skip_tls_verify = ca_bundle, skip_tls_verify
+        if skip_tls_verify:  # the command warned once already; urllib3 would repeat it on every request
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
     def request(self, *args, **kwargs):
-        if self.ca_bundle:
+        if self.skip_tls_verify:
+            kwargs["verify"] = False
+        elif self.ca_bundle:
             kwargs["verify"] = self.ca_bundle
         return super().request(*args, **kwargs)
 
@@ -47,6 +53,7 @@ class Credentials:
     ca_bundle: str | None = None
     token_cache: Path | None = None
     device_code: bool = False
+    skip_tls_verify: bool = False  # --insecure-skip-tls-verify
 
 
 def certificate_credential(certificate: Path, private_key_pem: str) -> tuple[str, str]:
@@ -83,6 +90,11 @@ def explain(result: dict) -> AuthError:
     return AuthError(f"sign-in failed: {description}", hint="check source.tenant_id, source.client_id and the credential")
 
 
+def unreachable(exc: requests.RequestException, authority_host: str) -> MigratorError:
+    return untrusted(exc, authority_host) or AuthError(f"cannot reach the identity platform at {authority_host}: {type(exc).__name__}",
+                                                       hint="check the network, source.authority_url and source.ca_bundle")
+
+
 class TokenProvider:
     """Thread-safe access tokens; `token(force=True)` bypasses the cache after a 401."""
 
@@ -101,7 +113,7 @@ class TokenProvider:
         authority = f"{c.authority_host.rstrip('/')}/{c.tenant_id}"
         common = {
             "authority": authority,
-            "http_client": PinnedSession(c.ca_bundle),
+            "http_client": PinnedSession(c.ca_bundle, c.skip_tls_verify),
             "token_cache": self._cache,
             # A non-Microsoft authority (a sandbox, a sovereign proxy) must not be validated against
             # login.microsoftonline.com, which msal otherwise asks about authority aliases.
@@ -118,14 +130,16 @@ class TokenProvider:
                                 hint="check source.tenant_id (a GUID or a domain such as contoso.onmicrosoft.com)") from None
             raise ConfigError(f"cannot use the identity platform at {c.authority_host}: {exc}", hint="check source.authority_url") from None
         except requests.RequestException as exc:
-            raise AuthError(f"cannot reach the identity platform at {c.authority_host}: {type(exc).__name__}",
-                            hint="check the network, source.authority_url and source.ca_bundle") from None
+            raise unreachable(exc, c.authority_host) from None
 
     def token(self, force: bool = False) -> str:
         with self._lock:
             if not force and self._current is not None and time.monotonic() < self._current[1]:
                 return self._current[0]
-            result = self._acquire(force)
+            try:
+                result = self._acquire(force)
+            except requests.RequestException as exc:
+                raise unreachable(exc, self.credentials.authority_host) from None
             if "access_token" not in result:
                 raise explain(result)
             self._persist()

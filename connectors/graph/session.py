@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from connectors.graph.transport import GraphTransport, Politeness
 from migrator import __version__
 from migrator.errors import CursorExpired, ItemError, MigratorError, TransientError
 from migrator.model import Change, Cursor, ItemRef, Removed
+from migrator.tls import httpx_verify
 
 USER_AGENT = f"migrator/{__version__} (M365 to open-source migration)"
 BATCH_LIMIT = 20
@@ -56,10 +56,11 @@ def item_failure(error: GraphApiError) -> Exception:
 
 class GraphSession:
     def __init__(self, tokens: TokenProvider, graph_url: str = "https://graph.microsoft.com/v1.0", ca_bundle: str | None = None,
-                 politeness: Politeness | None = None, timeout: float = 120.0) -> None:
+                 politeness: Politeness | None = None, timeout: float = 120.0, skip_tls_verify: bool = False) -> None:
         self.graph_url = graph_url.rstrip("/")
         self.tokens = tokens
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+        # The one transport also fetches the pre-authenticated download URLs Graph redirects to.
+        verify = httpx_verify(ca_bundle, skip_tls_verify)
 
         async def token(force: bool) -> str:
             return await tokens.atoken(force)

@@ -50,7 +50,8 @@ class GraphSource:
         if self._tokens is None:  # msal discovers the authority over the network: off the event loop
             self._tokens = await asyncio.to_thread(TokenProvider, self.credentials)
         await self._tokens.atoken()  # a wrong secret or tenant is reported now, before anything is planned
-        self.session = GraphSession(self._tokens, self.graph_url, self.credentials.ca_bundle, self.politeness)
+        self.session = GraphSession(self._tokens, self.graph_url, self.credentials.ca_bundle, self.politeness,
+                                    skip_tls_verify=self.credentials.skip_tls_verify)
         self._readers = _readers(self.session)
 
     async def aclose(self) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from migrator.tls import untrusted
+
 RETRY_STATUSES = (429, 503, 504)
 _MAILBOX = re.compile(r"/users/([^/?]+)")
 # GET of chat and channel messages (listings, replies, hosted contents): Graph's protected Teams reads.
@@ -129,7 +131,10 @@ class GraphTransport(httpx.AsyncBaseTransport):
                 await self.teams_pacer.wait(polite.sleep)
             try:
                 response = await self.inner.handle_async_request(request)
-            except (httpx.TransportError, OSError):
+            except (httpx.TransportError, OSError) as exc:
+                refused = untrusted(exc, f"{request.url.scheme}://{request.url.netloc.decode()}")
+                if refused is not None:
+                    raise refused from None  # no retry makes an untrusted certificate trusted
                 if attempt == polite.attempts:
                     raise
                 self.retries["dropped"] += 1

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from migrator.errors import ItemError, TransientError
+from migrator.tls import httpx_verify, untrusted
 
 CLIENT = "/_matrix/client/v3"
 MEDIA = "/_matrix/media/v3"
@@ -31,9 +32,10 @@ def _path(value: str) -> str:
 
 
 class AppserviceClient:
-    def __init__(self, homeserver: str, as_token: str, bot: str, timeout: float = 60, ca_file: str | None = None) -> None:
+    def __init__(self, homeserver: str, as_token: str, bot: str, timeout: float = 60, ca_file: str | None = None,
+                 skip_tls_verify: bool = False) -> None:
         self.bot = bot  # the service's own user (sender_localpart), used when no user_id is given
-        self._settings = {"base_url": homeserver.rstrip("/"), "timeout": timeout, "verify": ca_file or True,
+        self._settings = {"base_url": homeserver.rstrip("/"), "timeout": timeout, "verify": httpx_verify(ca_file, skip_tls_verify),
                           "headers": {"Authorization": f"Bearer {as_token}"}}
         self._http: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -59,7 +61,7 @@ class AppserviceClient:
                                                 params={k: v for k, v in (params or {}).items() if v is not None},
                                                 headers=headers)
         except httpx.TransportError as exc:
-            raise TransientError(f"{what}: {type(exc).__name__}: {exc}") from None
+            raise untrusted(exc, self._settings["base_url"]) or TransientError(f"{what}: {type(exc).__name__}: {exc}") from None
         try:
             answer = response.json() if response.content else {}
         except json.JSONDecodeError:

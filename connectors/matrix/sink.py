@@ -63,10 +63,10 @@ class MatrixSink:
     caps = Capabilities(hashes=("sha256",), cheap_find=True, ordered=True, delete=True)
 
     def __init__(self, homeserver: str, as_token: str, options: ChatOptions, bot_localpart: str = "m365-migrator",
-                 ca_file: str | None = None) -> None:
+                 ca_file: str | None = None, skip_tls_verify: bool = False) -> None:
         self.options = options
         self.bot = f"@{bot_localpart}:{options.server_name}"
-        self.client = AppserviceClient(homeserver, as_token, self.bot, ca_file=ca_file)
+        self.client = AppserviceClient(homeserver, as_token, self.bot, ca_file=ca_file, skip_tls_verify=skip_tls_verify)
         self._rooms: dict[str, Room] = {}  # alias -> room
         self._by_id: dict[str, Room] = {}
         self._alias_locks: dict[str, asyncio.Lock] = {}
