@@ -36,6 +36,7 @@ def cutover_summary(ledger: Ledger, result: JobResult, department: str | None, u
         "verification": report["verification"],
         "still_not_moved": report["causes"],
         "moved_with_adjustments": report["adjustment_causes"],
+        "tls_unverified_runs": report["tls_unverified_runs"],
         "ready": not (result.failed or result.unfinished or result.guarded) and not report["verification"].get("disagreeing"),
     }
     body = json.dumps(summary, sort_keys=True, ensure_ascii=False).encode()

@@ -12,6 +12,8 @@ CONFIG_TEMPLATE = '''\
 #   client_id = "00000000-0000-0000-0000-000000000000"
 #   client_secret = { env = "MIGRATOR_CLIENT_SECRET" }
 #   ca_bundle = "/etc/ssl/certs/ca-certificates.crt"   # for a private CA
+# Certificates are always verified; no key here turns that off (only the command line's
+# --insecure-skip-tls-verify does, and the ledger and every report record it).
 kind = "example"
 seed = 7          # example tenant only: same seed, same data
 users = 6

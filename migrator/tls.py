@@ -55,7 +55,7 @@ def certificate_failure(exc: BaseException) -> str | None:
             continue
         seen.add(id(current))
         if isinstance(current, ssl.SSLCertVerificationError):
-            return current.verify_message or "certificate verify failed"
+            return getattr(current, "verify_message", None) or "certificate verify failed"
         said_so = said_so or "CERTIFICATE_VERIFY_FAILED" in str(current)
         pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
     return "certificate verify failed" if said_so else None

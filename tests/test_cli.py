@@ -246,8 +246,9 @@ def test_verify_can_reread_a_deterministic_sample(migrated):
 def test_sync_and_cutover_of_a_department(tmp_path):
     assert migrator("init", cwd=tmp_path).returncode == 0
     assert migrator("run", cwd=tmp_path).returncode == 1
-    synced = migrator("sync", "--propagate-deletes", cwd=tmp_path)
+    synced = migrator("--insecure-skip-tls-verify", "sync", "--propagate-deletes", cwd=tmp_path)
     assert synced.returncode == 1 and "pass took" in synced.stdout and "deleted at target 0" in synced.stdout
+    assert synced.stderr.startswith("migrator: warning: --insecure-skip-tls-verify: server certificates are NOT verified")
     department = next(line.split('"')[1] for line in (tmp_path / "migrator.toml").read_text().splitlines() if line.startswith("department ="))
     done = migrator("cutover", "--department", department, "-o", "cutover.json", cwd=tmp_path)
     assert done.returncode == 1 and "not ready" in done.stdout, done.stdout + done.stderr
@@ -255,6 +256,7 @@ def test_sync_and_cutover_of_a_department(tmp_path):
     assert summary["schema"] == "migrator-cutover/1" and summary["department"] == department
     assert summary["still_not_moved"] and summary["still_not_moved"][0]["state"] == "failed"
     assert summary["final_pass"]["found"]["mail"]["new"] == 0
+    assert summary["tls_unverified_runs"] == [2], "the sync pass ran without certificate checks; the run and the cutover did not"
     db = sqlite3.connect(tmp_path / "migration.db")
     recorded = [json.loads(d) for (d,) in db.execute("select detail from event where kind = 'cutover.summary'")]
     assert recorded == [{"sha256": summary["sha256"], "ready": False}]

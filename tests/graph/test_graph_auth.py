@@ -1,9 +1,12 @@
 """The three ways to sign in: client secret (see test_graph_source), certificate, and device code,
-with the token cache kept in a 0600 file."""
+with the token cache kept in a 0600 file; and the identity platform and Graph behind a certificate
+nobody trusts."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import re
 
 import pytest
 from cryptography import x509
@@ -12,7 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from connectors.graph.auth import AuthError, TokenProvider, certificate_credential
+from connectors.graph.session import GraphSession
+from connectors.graph.transport import Politeness
 from migrator.sandbox.auth import App
+from migrator.tls import UntrustedCertificate
 from tests.graph.conftest import credentials
 
 
@@ -51,3 +57,27 @@ def test_device_code_sign_in_keeps_a_private_token_cache(tmp_path, sandbox):
     again = TokenProvider(credentials(sandbox, secret=None, device_code=True, token_cache=cache), prompt=prompts.append)
     assert again.token().startswith("sbx.") and first.startswith("sbx.")
     assert len(prompts) == 1, "the cached sign-in (its refresh token) is reused without a new prompt"
+
+
+def test_an_identity_platform_nobody_trusts_stops_sign_in_unless_checks_are_skipped(sandbox, monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    with pytest.raises(UntrustedCertificate, match=rf"certificate of {re.escape(sandbox.base)} is not trusted \(.*--ca-bundle"):
+        TokenProvider(credentials(sandbox, ca_bundle=None)).token()
+    assert TokenProvider(credentials(sandbox, ca_bundle=None, skip_tls_verify=True)).token().startswith("sbx.")
+
+
+def test_graph_requests_are_not_retried_past_an_untrusted_certificate_and_skip_checks_only_when_told(sandbox):
+    tokens = TokenProvider(credentials(sandbox))  # the sign-in itself trusts the sandbox's CA
+
+    async def users(session: GraphSession) -> list[dict]:
+        try:
+            return (await session.get_json("users"))["value"]
+        finally:
+            await session.close()
+
+    strict = GraphSession(tokens, sandbox.url, politeness=Politeness(backoff_base=0.01, backoff_cap=0.05))
+    with pytest.raises(UntrustedCertificate, match=rf"certificate of {re.escape(sandbox.base)} is not trusted"):
+        asyncio.run(users(strict))
+    assert strict.transport.retries["dropped"] == 0, "no retry makes an untrusted certificate trusted"
+    unchecked = GraphSession(tokens, sandbox.url, skip_tls_verify=True)
+    assert len(asyncio.run(users(unchecked))) == len(sandbox.tenant.users)
