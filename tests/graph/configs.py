@@ -38,9 +38,9 @@ master_password = {{ file = "imap-master" }}
 """
 
 
-def dav_and_files_targets(dav_url: str, cloud_url: str) -> str:
-    """[targets.calendar], [targets.contacts] on one CalDAV/CardDAV server and [targets.files] on
-    Nextcloud, all logging in with the password in the file "password" beside the config."""
+def dav_targets(dav_url: str) -> str:
+    """[targets.calendar] and [targets.contacts] on one CalDAV/CardDAV server, logging in with the
+    password in the file "password" beside the config."""
     return f"""
 [targets.calendar]
 kind = "caldav"
@@ -51,9 +51,18 @@ password = {{ file = "password" }}
 kind = "carddav"
 url = "{dav_url}"
 password = {{ file = "password" }}
+"""
 
+
+def nextcloud_target(cloud_url: str) -> str:
+    """[targets.files] on Nextcloud, logging in with the password in the file "password" beside the config."""
+    return f"""
 [targets.files]
 kind = "nextcloud"
 url = "{cloud_url}"
 password = {{ file = "password" }}
 """
+
+
+def dav_and_files_targets(dav_url: str, cloud_url: str) -> str:
+    return dav_targets(dav_url) + nextcloud_target(cloud_url)

@@ -42,7 +42,7 @@ def members_of(sandbox) -> list[dict]:
     return [u for u in sandbox.tenant.users if u["department"] == sandbox.tenant.users[0]["department"]]
 
 
-def chat_config(tmp_path, sandbox, server, prefix: str, users: list[dict] | None = None, only: dict | None = None):
+def chat_config(tmp_path, sandbox, server, prefix: str, users: list[dict] | None = None, only: dict | None = None, call_retries: int = 5):
     """The chat target for `server`, moving the chats and channels of `users` (or of `only`; by default the
     department's)."""
     users = users or ([only] if only else members_of(sandbox))
@@ -66,6 +66,7 @@ room_prefix = "{prefix}"
 matrix_id = "@{{local}}:{server.server_name}"
 
 [run]
+call_retries = {call_retries}
 retry_base_seconds = 0.01
 retry_max_seconds = 0.05
 """)

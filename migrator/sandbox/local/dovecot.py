@@ -28,7 +28,6 @@ from pathlib import Path
 from migrator.sandbox.local.processes import HOST, GroupProcess, free_port
 from migrator.sandbox.tls import TlsFiles, ensure_tls
 
-START_TIMEOUT = 20.0
 # Mailboxes every test user gets, with the special-use flag a client would look for.
 SPECIAL_USE = {"Drafts": "\\Drafts", "Sent": "\\Sent", "Trash": "\\Trash", "Junk": "\\Junk", "Archive": "\\Archive"}
 MAX_BASE_DIR = 60
@@ -77,8 +76,12 @@ class DovecotServer(GroupProcess):
     def maildir(self, user: str) -> Path:
         return self.mail_dir / user
 
+    def answers(self) -> bool:
+        """Not merely once the master has bound the ports: once a login process greets."""
+        return _accepts(self.port) and _greets(self.starttls_port)
+
     def stop(self) -> None:
-        """Ends Dovecot and all its children, and removes its scratch directory; safe to call twice."""
+        """Ends Dovecot and all its children, and removes its scratch directory (the mail with it, when run as root); safe to call twice."""
         super().stop()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
@@ -264,6 +267,5 @@ def running_dovecot(
     conf = root / "dovecot.conf"
     conf.write_text(_config(layout, accounts, ports, tls, quota_bytes, extra))
     server = DovecotServer(HOST, ports[0], ports[1], str(tls.ca_cert), root, layout.mail_dir, dict(users), master, _scratch=layout.scratch)
-    server.launch([binary, "-c", str(conf), "-F"], output=root / "dovecot.stdout")
-    server.wait_until(lambda: _accepts(server.port) and _greets(server.starttls_port), START_TIMEOUT)
+    server.start([binary, "-c", str(conf), "-F"], output=root / "dovecot.stdout")
     return server

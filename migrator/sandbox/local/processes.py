@@ -43,12 +43,19 @@ def stop_group(process: subprocess.Popen | None, grace: float = 10) -> None:
 
 class GroupProcess:
     """Mixed into a server's dataclass, which has `root` (its directory) and `process`: its log, a
-    start in a process group of its own, a wait for it to answer, and a stop that ends the group."""
+    start in a process group of its own, a wait for it to answer, a stop that ends the group, and a
+    restart of a stopped server on its configuration and storage (as after a crash or a reboot)."""
 
     LOG = "server.log"
     NAME = "server"
+    START_TIMEOUT = 20.0
     root: Path
     process: subprocess.Popen | None
+    _launched: tuple[list[str], Path | None, Path | None] | None = None
+
+    def answers(self) -> bool:
+        """True once the server serves its clients."""
+        raise NotImplementedError
 
     @property
     def log_file(self) -> Path:
@@ -60,9 +67,10 @@ class GroupProcess:
         except OSError:
             return "(no log written)"
 
-    def launch(self, command: list[str], output: Path | None = None, cwd: Path | None = None) -> None:
+    def launch(self, command: list[str], output: Path | None = None, cwd: Path | None = None, append: bool = False) -> None:
         """Starts `command` with its output in `output` (the log by default); ended at interpreter exit at the latest."""
-        with open(output or self.log_file, "wb") as sink:  # the child keeps its own copy of the descriptor
+        self._launched = (command, output, cwd)
+        with open(output or self.log_file, "ab" if append else "wb") as sink:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
                                             start_new_session=True)
         atexit.register(self.stop)
@@ -81,10 +89,27 @@ class GroupProcess:
         state = f"exited with {code}" if code is not None else f"not answering after {timeout:.0f} s"
         raise RuntimeError(f"{self.NAME} {state}; log tail:\n{self.log_tail()}")
 
-    def stop(self) -> None:
-        """Ends the server's whole process group; safe to call twice."""
+    def start(self, command: list[str], output: Path | None = None, cwd: Path | None = None) -> None:
+        """Launches `command` and returns once the server answers."""
+        self.launch(command, output, cwd)
+        self.wait_until(self.answers, self.START_TIMEOUT)
+
+    def terminate(self, grace: float = 10) -> None:
+        """Ends the server's whole process group (SIGTERM, SIGKILL after `grace` seconds), leaving its files for `restart`;
+        safe to call twice."""
         process, self.process = self.process, None
-        stop_group(process)
+        stop_group(process, grace)
+
+    def restart(self) -> None:
+        """Starts a terminated server again with the same command: its configuration, port and storage. Its log goes on."""
+        if self.process is not None or self._launched is None:
+            raise RuntimeError(f"{self.NAME} is running or was never launched")
+        self.launch(*self._launched, append=True)
+        self.wait_until(self.answers, self.START_TIMEOUT)
+
+    def stop(self) -> None:
+        """Ends the server for good; safe to call twice."""
+        self.terminate()
 
     def __enter__(self) -> Self:
         return self

@@ -17,8 +17,6 @@ from pathlib import Path
 
 from migrator.sandbox.local.processes import HOST, GroupProcess, free_port
 
-START_TIMEOUT = 20.0
-
 
 @dataclass
 class RadicaleServer(GroupProcess):
@@ -35,6 +33,9 @@ class RadicaleServer(GroupProcess):
     @property
     def collections(self) -> Path:
         return self.root / "collections"
+
+    def answers(self) -> bool:
+        return _answers(self.url)
 
 
 def _config(root: Path, port: int, max_resource_size: int | None) -> str:
@@ -83,6 +84,5 @@ def running_radicale(tmp_dir: str | Path, users: dict[str, str], max_resource_si
     conf = root / "radicale.conf"
     conf.write_text(_config(root, port, max_resource_size))
     server = RadicaleServer(f"http://{HOST}:{port}", root, dict(users))
-    server.launch([sys.executable, "-m", "radicale", "--config", str(conf)])
-    server.wait_until(lambda: _answers(server.url), START_TIMEOUT)
+    server.start([sys.executable, "-m", "radicale", "--config", str(conf)])
     return server

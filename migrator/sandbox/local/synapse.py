@@ -25,7 +25,6 @@ from signedjson.key import generate_signing_key, write_signing_keys
 from connectors.matrix.registration import Registration, new_token, write_registration
 from migrator.sandbox.local.processes import HOST, GroupProcess, free_port
 
-START_TIMEOUT = 60.0
 SERVER_NAME = "localhost"
 GENEROUS = {"per_second": 10000, "burst_count": 10000}
 
@@ -34,6 +33,7 @@ GENEROUS = {"per_second": 10000, "burst_count": 10000}
 class SynapseServer(GroupProcess):
     LOG = "synapse.log"
     NAME = "synapse"
+    START_TIMEOUT = 60.0
 
     url: str
     root: Path
@@ -44,6 +44,9 @@ class SynapseServer(GroupProcess):
     @property
     def server_name(self) -> str:
         return self.registration.server_name
+
+    def answers(self) -> bool:
+        return _answers(self.url)
 
     def register_user(self, localpart: str, password: str = "unused-password", admin: bool = False) -> str:
         """A real (non-imported) account, through the shared-secret admin registration."""
@@ -122,6 +125,5 @@ def running_synapse(tmp_dir: str | Path, registration_file: Path | None = None, 
         write_signing_keys(handle, [generate_signing_key("a_test")])
     (root / "homeserver.yaml").write_text(_config(root, port, shared_secret, registration_file))
     server = SynapseServer(f"http://{HOST}:{port}", root, registration, shared_secret)
-    server.launch([sys.executable, "-m", "synapse.app.homeserver", "-c", str(root / "homeserver.yaml")], cwd=root)
-    server.wait_until(lambda: _answers(server.url), START_TIMEOUT)
+    server.start([sys.executable, "-m", "synapse.app.homeserver", "-c", str(root / "homeserver.yaml")], cwd=root)
     return server
