@@ -67,6 +67,9 @@ class Copier:
         self._container_locks: dict[tuple[str, str, tuple[str, ...]], asyncio.Lock] = {}
         self.totals = CopyTotals()
         self._copies: list[dict] = []  # copies made but not yet recorded: written to the ledger per claimed batch
+        # Ordered containers one of whose items failed for now (the target or source away): their later items wait
+        # for the next run, which writes the failed one first. A room must not receive a message after its successors.
+        self._held_back: set[tuple[str, str]] = set()
 
     async def run(self, upns: list[str] | None, workloads: list[str] | None) -> CopyTotals:
         after = 0
@@ -79,8 +82,8 @@ class Copier:
                         chains.setdefault((work.workload, work.container_source_id), []).append(work)
                     else:
                         group.create_task(self._copy_bounded(work))
-                for chain in chains.values():
-                    group.create_task(self._copy_in_order(chain))
+                for key, chain in chains.items():
+                    group.create_task(self._copy_in_order(key, chain))
             self.flush()
             after = claimed[-1].item_id
         return self.totals
@@ -99,27 +102,38 @@ class Copier:
         self._copies.append({"item_id": item_id, "dest_key": dest.dest_key, "dest_id": dest.dest_id, "etag": dest.etag, "size": size,
                              "content_hash": content_hash, "healed": healed, "mtime": dest.mtime, "notes": notes, "renamed": renamed})
 
-    async def _copy_bounded(self, work: WorkItem, fetched: asyncio.Task | None = None) -> None:
+    async def _copy_bounded(self, work: WorkItem, fetched: asyncio.Task | None = None) -> bool:
         # The mailbox slot is taken before the global one, so a busy mailbox never idles global slots.
         mailbox = self._per_mailbox.setdefault(work.upn, asyncio.Semaphore(self.settings.per_mailbox))
         async with mailbox, self._global:
-            await self._copy(work, fetched)
+            return await self._copy(work, fetched)
 
-    async def _copy_in_order(self, chain: list[WorkItem]) -> None:
+    async def _copy_in_order(self, key: tuple[str, str], chain: list[WorkItem]) -> None:
         """One container's items, one after the other (a chat's messages must reach the room in order). The key is
-        the source container, so a chat that several users share is still one sequence."""
+        the source container, so a chat that several users share is still one sequence. A bad item fails alone; an
+        item that failed for now holds the rest back until the next run."""
         ahead: dict[int, asyncio.Task] = {}
         try:
             for index, work in enumerate(chain):
+                if key in self._held_back:
+                    self._hold_back(work)
+                    continue
                 # Reading from the source need not wait its turn: the next few items are fetched while this one is
                 # written. The source's own politeness limits still bound the requests in flight.
                 for upcoming in range(index, min(index + PREFETCH, len(chain))):
                     if upcoming not in ahead:
                         ahead[upcoming] = asyncio.create_task(self._fetch(chain[upcoming]))
-                await self._copy_bounded(work, ahead.pop(index))
+                if await self._copy_bounded(work, ahead.pop(index)):
+                    self._held_back.add(key)
         finally:
             for task in ahead.values():
                 task.cancel()
+
+    def _hold_back(self, work: WorkItem) -> None:
+        self.ledger.record_failed(self.run_id, work.item_id, "held back: an earlier item of this container failed for now, "
+                                  "and they must reach the target in order; the next run writes them after it")
+        self.totals.outcomes["failed"] += 1
+        self.progress.advance(work.workload, 0)
 
     async def _fetch(self, work: WorkItem) -> Item:
         user = self.users[work.upn]
@@ -127,7 +141,9 @@ class Copier:
         ref = ItemRef(work.source_id, work.change_key, work.kind, work.name, work.size, work.listed)
         return await self._retrying(lambda: self.source.fetch(user, container, ref))
 
-    async def _copy(self, work: WorkItem, fetched: asyncio.Task | None = None) -> None:
+    async def _copy(self, work: WorkItem, fetched: asyncio.Task | None = None) -> bool:
+        """Copies one item and records the outcome; True when it failed for now (a server away), not for being bad."""
+        temporary = False
         try:
             outcome, nbytes = await self._attempt(work, fetched)
         except (SQLAlchemyError, UntrustedCertificate):
@@ -136,7 +152,7 @@ class Copier:
             outcome, nbytes = "failed", 0
             self.ledger.record_failed(self.run_id, work.item_id, str(exc))
         except TransientError as exc:
-            outcome, nbytes = "failed", 0
+            outcome, nbytes, temporary = "failed", 0, True
             self.ledger.record_failed(self.run_id, work.item_id, f"temporary failure: {exc}")
         except Exception as exc:  # noqa: BLE001 - a bad item fails alone, with its reason, and the run goes on
             outcome, nbytes = "failed", 0
@@ -144,6 +160,7 @@ class Copier:
         self.totals.outcomes[outcome] += 1
         self.totals.bytes += nbytes
         self.progress.advance(work.workload, nbytes)
+        return temporary
 
     def _retrying(self, call):
         s = self.settings

@@ -4,11 +4,14 @@ ledger order, however long each fetch takes; other sinks keep full concurrency."
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import replace
 
 import pytest
 
 from connectors.memory import MemorySink
+from migrator.errors import TransientError
+from migrator.job import Job
 from tests.helpers import memory_config, run_job, small_source
 
 UPNS = ("ada@example.org", "bob@example.org")
@@ -37,6 +40,50 @@ def test_items_of_one_container_are_written_in_ledger_order_only_when_the_sink_a
     sink.caps = replace(sink.caps, ordered=ordered)
     result = run_job(memory_config(tmp_path, ("chat",)), source, {"chat": sink})
     assert result.exit_code == 0 and result.copy.outcomes["copied"] == COUNT * len(UPNS)
+    for (owner, _), stored in sink.folders.items():
+        written = [int(s.data.rsplit(b" ", 1)[1]) for s in stored]
+        assert sorted(written) == list(range(COUNT))
+        assert (written == list(range(COUNT))) == ordered, (owner, written)
+
+
+class AwayForOneItem:
+    """The source cannot serve item 5 of each container for now (a temporary failure), until `back` is set."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.back = inner, False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def fetch(self, user, container, ref):
+        if not self.back and ref.source_id.endswith("-5"):
+            raise TransientError("the source is away")
+        return await self.inner.fetch(user, container, ref)
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_an_item_failing_for_now_holds_back_its_successors_only_where_order_matters(tmp_path, ordered):
+    source = AwayForOneItem(small_source({(upn, "chat"): [f"{upn} {n}".encode() for n in range(COUNT)] for upn in UPNS}))
+    sink = MemorySink()
+    sink.caps = replace(sink.caps, ordered=ordered)
+    config = memory_config(tmp_path, ("chat",), call_retries=2)
+    first = run_job(config, source, {"chat": sink})
+    written = {owner: [int(s.data.rsplit(b" ", 1)[1]) for s in stored] for (owner, _), stored in sink.folders.items()}
+    if ordered:
+        assert first.copy.outcomes["failed"] == (COUNT - 5) * len(UPNS)
+        assert all(w == [0, 1, 2, 3, 4] for w in written.values()), written
+        job = Job(config, source=source, sinks={"chat": sink})
+        try:
+            reasons = Counter(p.last_error.split(":")[0] for p in job.ledger.problems())
+        finally:
+            job.close()
+        assert reasons == {"temporary failure": len(UPNS), "held back": (COUNT - 6) * len(UPNS)}
+    else:
+        assert first.copy.outcomes["failed"] == len(UPNS)
+        assert all(w == [n for n in range(COUNT) if n != 5] for w in map(sorted, written.values())), written
+    source.back = True
+    again = run_job(config, source, {"chat": sink})
+    assert again.exit_code == 0
     for (owner, _), stored in sink.folders.items():
         written = [int(s.data.rsplit(b" ", 1)[1]) for s in stored]
         assert sorted(written) == list(range(COUNT))
