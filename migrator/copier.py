@@ -70,12 +70,19 @@ class Copier:
         # Ordered containers one of whose items failed for now (the target or source away): their later items wait
         # for the next run, which writes the failed one first. A room must not receive a message after its successors.
         self._held_back: set[tuple[str, str]] = set()
+        self._unfinished = 0  # items claimed and not yet through _copy or _hold_back
+        self._progressed = asyncio.Event()
 
     async def run(self, upns: list[str] | None, workloads: list[str] | None) -> CopyTotals:
+        """Claims the next batch while the last one is still being copied. A batch is a run of ledger ids, often
+        one mailbox's: waiting for it to finish would let that mailbox's few requests in flight, and its slowest
+        item, set the pace of the whole run."""
         after = 0
-        while claimed := self._claim(upns, workloads, after):
-            chains: dict[tuple[str, str], list[WorkItem]] = {}
-            async with asyncio.TaskGroup() as group:
+        tails: dict[tuple[str, str], asyncio.Task] = {}  # an ordered container's latest chain: the next one waits for it
+        async with asyncio.TaskGroup() as group:
+            while claimed := self._claim(upns, workloads, after):
+                self._unfinished += len(claimed)
+                chains: dict[tuple[str, str], list[WorkItem]] = {}
                 for work in claimed:
                     sink = self.sinks.get(work.workload)
                     if sink is not None and sink.caps.ordered:
@@ -83,10 +90,18 @@ class Copier:
                     else:
                         group.create_task(self._copy_bounded(work))
                 for key, chain in chains.items():
-                    group.create_task(self._copy_in_order(key, chain))
-            self.flush()
-            after = claimed[-1].item_id
+                    tails[key] = group.create_task(self._copy_in_order(key, chain, tails.get(key)))
+                after = claimed[-1].item_id
+                while self._unfinished >= len(claimed):  # one batch in hand while the next is claimed
+                    self._progressed.clear()
+                    await self._progressed.wait()
+                self.flush()
+        self.flush()
         return self.totals
+
+    def _finished_one(self) -> None:
+        self._unfinished -= 1
+        self._progressed.set()
 
     def _claim(self, upns: list[str] | None, workloads: list[str] | None, after: int) -> list[WorkItem]:
         return self.ledger.claim(self.run_id, self.settings.max_attempts, upns, workloads, after_id=after, limit=max(64, self.settings.concurrency * 8))
@@ -108,10 +123,12 @@ class Copier:
         async with mailbox, self._global:
             return await self._copy(work, fetched)
 
-    async def _copy_in_order(self, key: tuple[str, str], chain: list[WorkItem]) -> None:
+    async def _copy_in_order(self, key: tuple[str, str], chain: list[WorkItem], previous: asyncio.Task | None = None) -> None:
         """One container's items, one after the other (a chat's messages must reach the room in order). The key is
         the source container, so a chat that several users share is still one sequence. A bad item fails alone; an
         item that failed for now holds the rest back until the next run."""
+        if previous is not None:
+            await asyncio.wait([previous])  # the same container's earlier items, claimed in an earlier batch
         ahead: dict[int, asyncio.Task] = {}
         try:
             for index, work in enumerate(chain):
@@ -134,6 +151,7 @@ class Copier:
                                   "and they must reach the target in order; the next run writes them after it")
         self.totals.outcomes["failed"] += 1
         self.progress.advance(work.workload, 0)
+        self._finished_one()
 
     async def _fetch(self, work: WorkItem) -> Item:
         user = self.users[work.upn]
@@ -160,6 +178,7 @@ class Copier:
         self.totals.outcomes[outcome] += 1
         self.totals.bytes += nbytes
         self.progress.advance(work.workload, nbytes)
+        self._finished_one()
         return temporary
 
     def _retrying(self, call):

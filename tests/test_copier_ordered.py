@@ -88,3 +88,23 @@ def test_an_item_failing_for_now_holds_back_its_successors_only_where_order_matt
         written = [int(s.data.rsplit(b" ", 1)[1]) for s in stored]
         assert sorted(written) == list(range(COUNT))
         assert (written == list(range(COUNT))) == ordered, (owner, written)
+
+
+class LastOfEachBatchFirst(SlowFirstSource):
+    """Within each claimed batch of 64 the later items come back sooner."""
+
+    async def fetch(self, user, container, ref):
+        index = int(ref.source_id.rsplit("-", 1)[1])
+        await asyncio.sleep((63 - index % 64) * 0.001)
+        return await self.inner.fetch(user, container, ref)
+
+
+def test_a_container_longer_than_a_claimed_batch_stays_in_order_across_batches(tmp_path):
+    count = 150  # claims take 64 items at a time here: the next batch is claimed while this one is written
+    source = LastOfEachBatchFirst(small_source({(UPNS[0], "chat"): [f"m {n}".encode() for n in range(count)]}))
+    sink = MemorySink()
+    sink.caps = replace(sink.caps, ordered=True)
+    result = run_job(memory_config(tmp_path, ("chat",), concurrency=4), source, {"chat": sink})
+    assert result.exit_code == 0 and result.copy.outcomes["copied"] == count
+    (stored,) = sink.folders.values()
+    assert [int(s.data.split()[1]) for s in stored] == list(range(count))
