@@ -186,7 +186,8 @@ class Job:
         if retry_failed:
             self.ledger.retry_failed(run_id, upns, workloads)
         if "plan" in stages:
-            planner = Planner(self.ledger, run_id, self.source, self.mappings, progress=self.progress, force=self.force)
+            planner = Planner(self.ledger, run_id, self.source, self.mappings, progress=self.progress, force=self.force,
+                              users_at_once=self.config.run.concurrency // self.config.run.per_mailbox)
             result.plan = await planner.plan(users, identities, selection.workloads)
         if "copy" in stages:
             totals = {w: self.ledger.unfinished(self.config.run.max_attempts, upns, [w]) for w in workloads}

@@ -3,6 +3,7 @@ ledger as planned items. An idempotent upsert, so planning twice plans nothing n
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -40,36 +41,52 @@ class PlanTotals:
 class Planner:
     def __init__(
         self, ledger: Ledger, run_id: int, source: Source, mappings: dict[str, WorkloadMapping],
-        dry_run: bool = False, progress: ProgressReporter | None = None, force: bool = False,
+        dry_run: bool = False, progress: ProgressReporter | None = None, force: bool = False, users_at_once: int = 1,
     ) -> None:
-        """`force`: accept that a container the ledger knows items of now reads as empty."""
+        """`force`: accept that a container the ledger knows items of now reads as empty. `users_at_once`: people whose
+        sources are listed at the same time (each one's containers are listed one after the other)."""
         self.ledger, self.run_id, self.source, self.mappings, self.dry_run = ledger, run_id, source, mappings, dry_run
         self.progress = progress or NullProgress()
         self.force = force
+        self.users_at_once = max(1, users_at_once)
         self.totals_guarded: dict[str, int] = {}
 
     async def plan(self, users: list[User], identities: dict[str, Identity], workloads: tuple[str, ...]) -> PlanTotals:
+        """Lists several people at once: each listing waits on its server most of the time (Graph answers one page
+        at a time), and Graph's limits are per mailbox. A container's items keep their listing order in the ledger."""
         totals = PlanTotals()
         self.totals_guarded = totals.guarded
-        for user in users:
-            for workload in workloads:
-                if user.is_site and workload != "files":
-                    continue  # a SharePoint site has document libraries only
-                self.progress.planning(user.upn, workload)
-                owner = identities[user.upn].for_workload(workload)
-                scope_id = None if self.dry_run else self.ledger.upsert_scope(user.upn, user.department, workload, owner)
-                containers = [c async for c in self.source.containers(user, workload)]
-                mapping = self.mappings[workload]
-                decided = mapping.container_paths(containers) if mapping.container_paths is not None else {}
-                for container in containers:
-                    target = decided[container.source_id] if container.source_id in decided else mapping.container_path(container)
-                    if target is None:  # excluded by a rule, or a folder that is never migrated
-                        totals.add(user.upn, workload, Counter({"excluded_containers": 1}))
-                        continue
-                    counts = await self._plan_container(user, workload, scope_id, container, target, totals)
-                    totals.add(user.upn, workload, counts)
+        slots = asyncio.Semaphore(self.users_at_once)
+
+        async def plan_user(user: User) -> None:
+            async with slots:
+                for workload in workloads:
+                    if not (user.is_site and workload != "files"):  # a SharePoint site has document libraries only
+                        await self._plan_workload(user, identities[user.upn], workload, totals)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for user in users:
+                    group.create_task(plan_user(user))
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None  # planning stops at its first failure, which the command line explains
         self.progress.planned(totals.by_workload())
         return totals
+
+    async def _plan_workload(self, user: User, identity: Identity, workload: str, totals: PlanTotals) -> None:
+        self.progress.planning(user.upn, workload)
+        owner = identity.for_workload(workload)
+        scope_id = None if self.dry_run else self.ledger.upsert_scope(user.upn, user.department, workload, owner)
+        containers = [c async for c in self.source.containers(user, workload)]
+        mapping = self.mappings[workload]
+        decided = mapping.container_paths(containers) if mapping.container_paths is not None else {}
+        for container in containers:
+            target = decided[container.source_id] if container.source_id in decided else mapping.container_path(container)
+            if target is None:  # excluded by a rule, or a folder that is never migrated
+                totals.add(user.upn, workload, Counter({"excluded_containers": 1}))
+                continue
+            counts = await self._plan_container(user, workload, scope_id, container, target, totals)
+            totals.add(user.upn, workload, counts)
 
     async def _plan_container(self, user: User, workload: str, scope_id: int | None, container: Container, target_path: tuple[str, ...], totals: PlanTotals) -> Counter:
         if scope_id is None:

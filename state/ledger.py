@@ -140,8 +140,12 @@ class Ledger(ItemWrites, Queries):
     def release(self) -> None:
         self._head = None
         if self._ordered_lock is not None:
+            # Unlocked explicitly: closing only returns the connection to the pool, where the session, and its
+            # lock, would live on. (A dead worker's lock goes with its session, a moment after its end.)
             with contextlib.suppress(OperationalError):
-                self._ordered_lock.close()  # closing the session releases its advisory lock
+                self._ordered_lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ORDERED_WORKLOADS_LOCK})
+                self._ordered_lock.commit()
+                self._ordered_lock.close()
             self._ordered_lock = None
         if self._lock_file is not None:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)

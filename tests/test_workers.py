@@ -153,9 +153,30 @@ def test_one_worker_at_a_time_writes_the_ordered_workloads_and_a_dead_ones_pass_
         assert not second.hold_ordered_workloads()
         assert {w.workload for w in copier._claim(None, ["mail", "chat"], 0)} == {"mail"}, "chats are the other worker's"
         assert copier._claim(None, ["chat"], 0) == []
-        first.close()  # as when its process dies: the database ends the session and its lock with it
+        first.release()  # a worker that ends lets go; one that dies loses its session and the lock with it
         assert {w.workload for w in copier._claim(None, ["mail", "chat"], 0)} == {"chat"}
         assert second.hold_ordered_workloads()
     finally:
         first.close()
         second.close()
+
+
+def test_the_ordered_workloads_pass_on_when_their_worker_is_killed(postgres):  # noqa: F811
+    url = postgres.new_database()
+    Ledger(url).close()  # the schema exists before the holder starts
+    script = f"import time\nfrom state.ledger import Ledger\nassert Ledger({url!r}).hold_ordered_workloads()\nprint('held', flush=True)\ntime.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", script],
+                              cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True)
+    other = Ledger(url)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert not other.hold_ordered_workloads()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        deadline = time.monotonic() + 10
+        while not other.hold_ordered_workloads():
+            assert time.monotonic() < deadline, "the dead worker's lock was never released"
+            time.sleep(0.1)
+    finally:
+        holder.kill()
+        other.close()
