@@ -22,7 +22,7 @@ from migrator.sandbox.nextcloud import NextcloudServer
 from migrator.sandbox.tenant import Tenant
 from migrator.sandbox.tls import ensure_tls
 from tests.fixtures.dovecot import running_dovecot
-from tests.graph.configs import dovecot_target, sandbox_source
+from tests.graph.configs import dovecot_target, nextcloud_target, sandbox_source
 from tests.measured import measured_cli
 
 PASSWORD = "app-password"
@@ -42,18 +42,13 @@ def large_file(root: Path, tls: tuple) -> dict:
     with Sandbox(Tenant(seed=5, users=2, large_items=True), tls) as sandbox:
         person = sandbox.tenant.users[0]
         login = person["userPrincipalName"].split("@")[0]
-        (root / "nc-password").write_text(PASSWORD)
+        (root / "password").write_text(PASSWORD)
         with NextcloudServer(root / "nc", users={login: PASSWORD}) as server:
             figures = measured_run(root, f"""
 {sandbox_source(root, sandbox, [person["userPrincipalName"]])}
 [workloads]
 enabled = ["files"]
-
-[targets.files]
-kind = "nextcloud"
-url = "{server.url}"
-password = {{ file = "nc-password" }}
-""", "200 MB file")
+{nextcloud_target(server.url)}""", "200 MB file")
     return {"bytes": LARGE_FILE, **figures}
 
 

@@ -20,13 +20,19 @@ from tests.chromium import ChromiumError, screenshot
 NAME = "Projecten/Begroting 2027 vertrouwelijk.xlsx"
 
 
-def test_reasons_lose_the_items_name_unless_titles_are_asked_for(tmp_path):
+def _one_file_planned(tmp_path, name: str, size: int, command: str) -> tuple[Ledger, int]:
+    """A ledger of one run that planned one file of Anna's OneDrive."""
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     ledger.acquire()
-    run_id = ledger.start_run("test")
+    run_id = ledger.start_run(command)
     scope = ledger.upsert_scope("anna@example.org", "Financiën", "files", "anna")
     container_id, _ = ledger.upsert_container(scope, "drive-1", "OneDrive", ("Files",), ("OneDrive",))
-    ledger.apply_plan(run_id, container_id, [("item-1", "v1", "file", NAME, 2048)], [])
+    ledger.apply_plan(run_id, container_id, [("item-1", "v1", "file", name, size)], [])
+    return ledger, run_id
+
+
+def test_reasons_lose_the_items_name_unless_titles_are_asked_for(tmp_path):
+    ledger, run_id = _one_file_planned(tmp_path, NAME, 2048, "test")
     (item,) = ledger.claim(run_id, 5, None, None)
     ledger.record_put_intent(item.item_id, "Projecten/Begroting 2027 vertrouwelijk.xlsx")
     ledger.record_failed(run_id, item.item_id, f"the target refused {NAME}: 507 Insufficient Storage")
@@ -52,12 +58,7 @@ def _every_format(ledger: Ledger) -> tuple[dict, str, list[dict], str]:
 
 
 def test_runs_without_certificate_checks_are_named_in_every_format_and_their_absence_is_said(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    ledger.acquire()
-    checked = ledger.start_run("run")
-    scope = ledger.upsert_scope("anna@example.org", "Financiën", "files", "anna")
-    container_id, _ = ledger.upsert_container(scope, "drive-1", "OneDrive", ("Files",), ("OneDrive",))
-    ledger.apply_plan(checked, container_id, [("item-1", "v1", "file", "a.txt", 10)], [])
+    ledger, checked = _one_file_planned(tmp_path, "a.txt", 10, "run")
     ledger.finish_run(checked, "completed")
 
     data, table, rows, html = _every_format(ledger)

@@ -15,7 +15,7 @@ from migrator.sandbox.api_drive import LARGE_FILE, onedrive
 from migrator.sandbox.app import Sandbox
 from migrator.sandbox.nextcloud import NextcloudServer
 from migrator.sandbox.tenant import Tenant
-from tests.graph.configs import sandbox_source
+from tests.graph.configs import nextcloud_target, sandbox_source
 from tests.measured import measured_cli
 
 PASSWORD = "app-password"
@@ -52,17 +52,12 @@ def test_a_200_mb_file_moves_in_bounded_memory_and_a_cut_upload_resumes(tmp_path
     drive = onedrive(large_sandbox.tenant, person["id"])
     big = next(i for i in drive.items.current() if i.get("size") == LARGE_FILE)
     with NextcloudServer(tmp_path / "nc", users={login: PASSWORD}) as server:
-        (tmp_path / "nc-password").write_text(PASSWORD)
+        (tmp_path / "password").write_text(PASSWORD)
         (tmp_path / "migrator.toml").write_text(f"""
 {sandbox_source(tmp_path, large_sandbox, [person["userPrincipalName"]])}
 [workloads]
 enabled = ["files"]
-
-[targets.files]
-kind = "nextcloud"
-url = "{server.url}"
-password = {{ file = "nc-password" }}
-
+{nextcloud_target(server.url)}
 [run]
 retry_base_seconds = 0.01
 retry_max_seconds = 0.05
