@@ -49,7 +49,7 @@ def graph_source(config: Config) -> Source:
 
 def build_sink(workload: str, sink: SinkConfig, config: Config | None = None) -> Sink:
     if sink.kind == "directory":
-        return DirectorySink(sink.options["path"])
+        return DirectorySink(sink.options["path"], tree=workload == "files")
     if sink.kind == "memory":
         return MemorySink()
     if sink.kind == "maildir":

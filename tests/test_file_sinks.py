@@ -1,5 +1,5 @@
-"""The files sinks against real servers: plain WebDAV against WsgiDAV, Nextcloud against the
-sandbox's stand-in written to Nextcloud's documentation; both through one contract."""
+"""The files sinks through one contract: a local folder, plain WebDAV against WsgiDAV, Nextcloud
+against the sandbox's stand-in written to Nextcloud's documentation."""
 
 from __future__ import annotations
 
@@ -7,12 +7,24 @@ import shutil
 
 import pytest
 
+from connectors.directory import DirectorySink
 from connectors.nextcloud import NextcloudSink
 from connectors.webdav import WebDavSink
 from migrator.model import DestRef
 from migrator.sandbox.nextcloud import NextcloudServer
 from tests.fixtures.wsgidav import wsgidav  # noqa: F401
 from tests.sink_contract import OWNER, FileSinkContract, run
+
+
+class TestDirectoryTreeSink(FileSinkContract):
+    """A local folder as a files target: the OneDrive's tree below the container's folder."""
+
+    @pytest.fixture
+    def sink(self, tmp_path):
+        return DirectorySink(tmp_path / "target", tree=True)
+
+    def remove(self, sink, ref: DestRef) -> None:
+        assert run(sink.delete(OWNER, ref)) is True
 
 
 class TestWebDavSink(FileSinkContract):
