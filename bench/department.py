@@ -1,6 +1,6 @@
 """A department end to end under Microsoft Graph's throttling: every workload of every person read
 from the sandbox with its published limits on (4 requests in flight per mailbox, 10,000 per mailbox
-per 10 minutes, 20 Teams message reads per second), planned, copied into in-memory targets and
+per 10 minutes, 20 Teams message reads per second), planned, copied into directory targets and
 verified by `migrator run` in a process of its own. The total time is set against the lower bound the throttling itself imposes, from the
 requests that had to be made: no client, however clever, finishes sooner.
 
@@ -34,7 +34,7 @@ from migrator.sandbox.limits import ThrottleSettings
 from migrator.sandbox.tenant import Tenant
 from migrator.sandbox.tls import ensure_tls
 from tests.graph.configs import sandbox_source
-from tests.measured import ROOT
+from tests.measured import ROOT, measured_cli
 
 
 def count_admitted(tenant: Tenant) -> tuple[Counter, Counter]:
@@ -80,7 +80,7 @@ def main() -> None:
         tenant.limiter.latency = args.latency
         mailboxes, teams = count_admitted(tenant)
         with Sandbox(tenant, ensure_tls(root / "tls")) as sandbox:
-            targets = "\n".join(f'[targets.{w}]\nkind = "memory"\n' for w in WORKLOADS)
+            targets = "\n".join(f'[targets.{w}]\nkind = "directory"\npath = "out/{w}"\n' for w in WORKLOADS)
             (root / "migrator.toml").write_text(f"""
 {sandbox_source(root, sandbox)}
 [workloads]
@@ -95,7 +95,7 @@ per_mailbox = {throttle.mailbox_concurrency}
             # The engine runs in a process of its own, as it would against Microsoft's servers: the
             # sandbox's work (generating, serving, throttling) is not charged to it.
             start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "migrator", "run", *config], capture_output=True, text=True, cwd=ROOT, check=False)
+            done, peak_mb = measured_cli(["run", *config], timeout=6 * 3600)
             elapsed = time.perf_counter() - start
             report = subprocess.run([sys.executable, "-m", "migrator", "report", "--format", "json", *config],
                                     capture_output=True, text=True, check=True, cwd=ROOT)
@@ -106,13 +106,13 @@ per_mailbox = {throttle.mailbox_concurrency}
         "people": args.people, "latency_seconds": args.latency, "engine_concurrency": args.concurrency, "exit_code": done.returncode,
         "items": totals["items"], "items_verified": totals["verified"], "items_failed": totals["failed"], "bytes": totals["bytes_moved"],
         "mailbox_requests": sum(mailboxes.values()), "busiest_mailbox_requests": max(mailboxes.values(), default=0),
-        "teams_message_reads": sum(teams.values()), "answered_429": throttled,
+        "teams_message_reads": sum(teams.values()), "answered_429": throttled, "engine_peak_rss_mb": peak_mb,
         "total_seconds": elapsed, **bound, "fraction_of_bound": bound["bound_seconds"] / elapsed,
     }
     print(f"{args.people} people, every workload, Graph throttling on, {args.latency * 1000:.0f} ms per mailbox request, "
-          f"engine concurrency {args.concurrency}, `migrator run` in its own process into in-memory targets")
+          f"engine concurrency {args.concurrency}, `migrator run` in its own process into directory targets")
     print(f"items {totals['items']:,}, verified {totals['verified']:,} ({totals['bytes_moved'] / 1e6:,.1f} MB), failed {totals['failed']}; "
-          f"exit code {done.returncode}")
+          f"exit code {done.returncode}; the engine's peak RSS {peak_mb:.0f} MB")
     print(f"requests admitted: {figures['mailbox_requests']:,} to {len(mailboxes)} mailboxes (busiest {figures['busiest_mailbox_requests']:,}), "
           f"{figures['teams_message_reads']:,} Teams message reads; answered 429: {throttled or 'none'}")
     print(f"throttle-imposed lower bound {bound['bound_seconds']:8.1f} s (mailboxes {bound['mailbox_bound_seconds']:.1f} s, "
