@@ -85,7 +85,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         tenant = Tenant(seed=7, users=args.users)
-        members = [u for u in tenant.users if u["department"] == tenant.users[0]["department"]]
+        members = tenant.department_members(tenant.users[0]["department"])
         locals_ = [u["userPrincipalName"].split("@")[0] for u in members]
         accounts = {name: PASSWORD for name in locals_} | {BASELINE: PASSWORD}
         with Sandbox(tenant, ensure_tls(root / "tls")) as sandbox, running_radicale(root / "radicale", accounts) as server:

@@ -120,9 +120,8 @@ def main() -> None:
         server = running_synapse(root / "synapse")
         try:
             with Sandbox(tenant, ensure_tls(root / "tls")) as sandbox:
-                for user in tenant.users:  # the real accounts the migrated users are invited with
-                    if user["department"] == tenant.users[0]["department"]:
-                        server.register_user(user["userPrincipalName"].split("@")[0])
+                for user in tenant.department_members(tenant.users[0]["department"]):  # the real accounts they are invited with
+                    server.register_user(user["userPrincipalName"].split("@")[0])
                 config = load_config(write_config(root, sandbox, server))
                 sink = build_sink("chat", config.targets["chat"], config)
                 stage_times, results = timed_stages(config, sinks={"chat": sink})

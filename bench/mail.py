@@ -92,7 +92,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         tenant = Tenant(seed=7, users=args.users)
-        members = [u for u in tenant.users if u["department"] == tenant.users[0]["department"]]
+        members = tenant.department_members(tenant.users[0]["department"])
         mailboxes = messages_by_folder(tenant, members)
         accounts = {u["userPrincipalName"]: "unused" for u in members} | {baseline_account(n): "unused" for n in range(len(members))}
         with Sandbox(tenant, ensure_tls(root / "tls")) as sandbox, running_dovecot(root / "dovecot", accounts) as server:

@@ -81,7 +81,7 @@ def test_every_workload_of_a_department_moves_without_failures(tmp_path, sandbox
     planned = first.plan.by_workload()
     assert all(planned[w]["new"] > 0 for w in WORKLOADS), planned
     tenant = sandbox.tenant
-    members = [u for u in tenant.users if u["department"] == tenant.users[0]["department"]]
+    members = tenant.department_members(tenant.users[0]["department"])
     assert planned["contacts"]["new"] == sum(len(s) for u in members for s in address_book(tenant, u["id"]).contacts.values())
     assert planned["files"]["new"] == sum(len(onedrive(tenant, u["id"]).items) - 1 for u in members)  # the root is not an item
     assert first.verify.outcomes["verified"] == first.copy.outcomes["copied"] and first.verify.outcomes["mismatch"] == 0
